@@ -1,0 +1,32 @@
+# make install | test | demo | bench | lint   (EXTRA=cu112 for NVIDIA GPUs)
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   ?= .venv
+EXTRA  ?= cpu
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(EXTRA)
+
+.PHONY: install test demo bench lint clean
+
+install: $(STAMP)
+
+$(STAMP): setup.py constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[$(EXTRA),test]"
+	$(BIN)/python -m pip check
+	touch $@
+
+test: install
+	$(BIN)/python -m pytest -q tests
+
+demo: install
+	$(BIN)/python -m data_tools.demo
+
+bench: install
+	$(BIN)/python -m data_tools.bench
+
+lint: install
+	$(BIN)/ruff check vggcli data_tools tests
+
+clean:
+	rm -rf $(VENV) build *.egg-info demo/out

@@ -1,0 +1,39 @@
+"""Install with the pins in constraints.txt: ``make install`` (or
+``pip install -c constraints.txt -e ".[cpu]"``; ``.[cu112]`` for NVIDIA GPUs)."""
+import re
+
+from setuptools import find_packages, setup
+
+with open("vggcli/__init__.py") as f:
+    version = re.search(r'__version__ = "([^"]+)"', f.read()).group(1)
+
+setup(
+    name="vgg",
+    version=version,
+    description="Very deep convolutional networks (Simonyan & Zisserman, ICLR 2015) "
+                "as a command-line toolkit on MXNet Gluon",
+    long_description=open("README.md").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.11,<3.12",
+    packages=find_packages(include=["vggcli", "vggcli.*"]),
+    install_requires=[
+        # MXNet itself comes from an extra: one build, CPU or CUDA, never both.
+        "numpy==1.23.5",  # mxnet 1.9.1 breaks on numpy>=1.24
+        "gluoncv==0.10.5.post0",
+        "click>=8.1",
+        "opencv-python<4.9",
+        "scipy<1.12",
+        "pandas<2.1",
+        "matplotlib<3.8",
+        "scikit-learn>=1.3,<1.8",
+        "scikit-image>=0.22,<0.25",
+        "PyYAML>=6",
+        "tqdm>=4.60",
+    ],
+    extras_require={
+        "cpu": ["mxnet==1.9.1"],
+        "cu112": ["mxnet-cu112==1.9.1"],
+        "test": ["pytest>=7", "ruff"],
+    },
+    entry_points={"console_scripts": ["vgg=vggcli.cli:main"]},
+)

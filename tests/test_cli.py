@@ -1,0 +1,74 @@
+"""The command line, as a user types it."""
+import json
+import subprocess
+import sys
+
+from click.testing import CliRunner
+
+from vggcli import __version__
+from vggcli.cli import cli
+
+
+def run(*args):
+    return CliRunner().invoke(cli, list(args))
+
+
+def test_version_and_help():
+    result = run("--version")
+    assert result.exit_code == 0 and __version__ in result.output
+    result = run("--help")
+    assert result.exit_code == 0 and "nets" in result.output and "--threads" in result.output
+
+
+def test_bad_net_is_a_usage_error_listing_valid_names():
+    result = run("nets", "--net", "F")
+    assert result.exit_code == 2
+    assert "Error: Invalid value for '--net': unknown net 'F'; valid names: A, A-LRN, B, C, " \
+           "D, E" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_bad_crop_size_is_one_line_exit_2():
+    result = run("nets", "--crop-size", "100")
+    assert result.exit_code == 2
+    assert result.output.strip() == \
+        "Error: crop size must be a positive multiple of 32 (five 2x2 pools), got 100"
+
+
+def test_nets_prints_tables_with_exact_counts():
+    result = run("nets")
+    assert result.exit_code == 0, result.output
+    for count in ("132,863,336", "133,047,848", "133,638,952", "138,357,544", "143,667,240"):
+        assert count in result.output
+    assert "conv3-256 x2, conv1-256" in result.output  # C, stage 3
+    assert "conv3-64, LRN" in result.output  # A-LRN, stage 1
+
+
+def test_nets_json_for_a_small_net():
+    result = run("nets", "--net", "vgg16", "--classes", "10", "--width-mult", "0.25",
+                 "--fc-width", "64", "--crop-size", "64", "--json")
+    rows = json.loads(result.output)
+    assert [r["net"] for r in rows] == ["D"]
+    convs = [(3, 16), (16, 16), (16, 32), (32, 32), (32, 64), (64, 64), (64, 64),
+             (64, 128), (128, 128), (128, 128), (128, 128), (128, 128), (128, 128)]
+    expected = sum(9 * a * b + b for a, b in convs) + (128 * 4 + 1) * 64 + 65 * 64 + 65 * 10
+    assert rows[0]["params"] == expected
+
+
+def test_console_entry_points():
+    out = subprocess.run([sys.executable, "-m", "vggcli", "--version"], capture_output=True,
+                         text=True, check=True).stdout
+    assert __version__ in out
+    bad = subprocess.run([sys.executable, "-m", "vggcli", "nets", "--net", "Q"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert bad.stderr.strip().splitlines()[-1].startswith("Error: Invalid value for '--net'")
+
+
+def test_threads_default_to_available_cores():
+    code = ("import os; os.environ.pop('OMP_NUM_THREADS', None); import vggcli; "
+            "import mxnet; print(os.environ['OMP_NUM_THREADS'], len(os.sched_getaffinity(0)))")
+    env = {k: v for k, v in __import__("os").environ.items() if k != "OMP_NUM_THREADS"}
+    chosen, cores = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                   env=env, check=True).stdout.split()
+    assert chosen == cores
