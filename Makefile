@@ -20,10 +20,10 @@ test: install
 	$(BIN)/python -m pytest -q tests
 
 demo: install
-	$(BIN)/python -m data_tools.demo
+	$(BIN)/python -m vggcli.demo
 
 bench: install
-	$(BIN)/python -m data_tools.bench
+	$(BIN)/python -m vggcli.bench
 
 lint: install
 	$(BIN)/ruff check vggcli data_tools tests

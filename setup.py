@@ -15,7 +15,7 @@ setup(
     long_description=open("README.md").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.11,<3.12",
-    packages=find_packages(include=["vggcli", "vggcli.*"]),
+    packages=find_packages(include=["vggcli", "vggcli.*", "data_tools", "data_tools.*"]),
     install_requires=[
         # MXNet itself comes from an extra: one build, CPU or CUDA, never both.
         "numpy==1.23.5",  # mxnet 1.9.1 breaks on numpy>=1.24
