@@ -1,0 +1,424 @@
+"""Pack images into indexed RecordIO (``.rec`` + ``.idx`` + ``.lst``), in parallel,
+resumably, with a manifest that training reads (counts, skipped files, mean RGB).
+
+Output folder (both ``vgg pack`` and ``vgg pack-imagenet``)::
+
+    train.rec train.idx train.lst      records shuffled with --seed
+    val.rec   val.idx   val.lst        records in image-id order
+    synsets.txt                        class i = line i ('wnid words' for ImageNet)
+    manifest.json                      counts per split and class, skipped files
+                                       with reasons, settings, training mean RGB
+
+Each record is MXNet's ``IRHeader(flag=0, label=class index, id=key, id2=0)``
+followed by JPEG bytes; keys run 0..N-1 in file order, as in the .idx and .lst.
+
+Nothing complete-looking is written before the work is: a split is built under
+``*.partial`` names with a ``<split>.state.json`` checkpoint (flushed and
+fsynced every ``checkpoint_every`` images), and renamed at the end; the
+manifest comes last. ``resume=True`` truncates the partial files to the last
+checkpoint and continues.
+"""
+import json
+import multiprocessing
+import os
+import struct
+import sys
+import time
+from collections import OrderedDict
+
+import numpy as np
+
+from vggcli.errors import VggError
+
+from . import sources
+from .encode import encode_task, init_worker
+from .recordio import RecordWriter
+
+MANIFEST_VERSION = 1
+SPLITS = ("train", "val")
+EXIT_SKIPPED = 3  # finished, but some files were skipped (listed in manifest.json)
+
+# IRHeader as mx.recordio.pack writes it: flag uint32, label float32, id uint64, id2 uint64.
+# (Packed here so worker results need no MXNet; tests read them back with MXNet.)
+_HEADER = struct.Struct("<IfQQ")
+
+
+class PackSettings:
+    """What decides the bytes of the output; a resume must use the same."""
+
+    def __init__(self, max_short_side=512, quality=95, seed=0, shuffle_train=True):
+        if max_short_side < 0:
+            raise VggError("--max-short-side must be >= 0 (0 keeps sizes), got %d"
+                           % max_short_side)
+        if not 1 <= quality <= 100:
+            raise VggError("--quality must be in 1..100, got %d" % quality)
+        self.max_short_side, self.quality = int(max_short_side), int(quality)
+        self.seed, self.shuffle_train = int(seed), bool(shuffle_train)
+
+    def as_dict(self):
+        return dict(max_short_side=self.max_short_side, quality=self.quality, seed=self.seed,
+                    shuffle_train=self.shuffle_train)
+
+
+def _paths(out_dir, split):
+    base = os.path.join(out_dir, split)
+    return dict(rec=base + ".rec", idx=base + ".idx", lst=base + ".lst",
+                plan=base + ".plan.tsv", state=base + ".state.json",
+                done=base + ".done.json")
+
+
+def _atomic_write_text(path, text):
+    tmp = "%s.tmp-%d" % (path, os.getpid())
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def order_items(items, split, settings):
+    """Training records are shuffled (a seeded permutation); val stays in id order."""
+    items = sorted(items, key=lambda item: item.ident)
+    if split == "train" and settings.shuffle_train:
+        order = np.random.RandomState(settings.seed).permutation(len(items))
+        items = [items[i] for i in order]
+    return items
+
+
+def _write_plan(path, items):
+    lines = ["%d\t%d\t%s\t%s\t%d\t%d\t%s\n" % (pos, it.label, it.kind, it.container, it.offset,
+                                               it.size, it.ident)
+             for pos, it in enumerate(items)]
+    _atomic_write_text(path, "".join(lines))
+
+
+def _read_plan(path, start):
+    with open(path) as f:
+        for number, line in enumerate(f):
+            if number < start:
+                continue
+            pos, label, kind, container, offset, size, ident = line.rstrip("\n").split("\t", 6)
+            yield (int(pos), int(label), kind, container, int(offset), int(size), ident)
+
+
+class _SplitState:
+    """Progress of one split, saved as JSON at every checkpoint."""
+
+    def __init__(self, total, classes, settings):
+        self.data = dict(settings=settings.as_dict(), total=total, position=0, records=0,
+                         rec_bytes=0, idx_bytes=0, lst_bytes=0, skipped=[],
+                         per_class=[0] * classes, pixel_sums=[0, 0, 0], pixels=0)
+
+    @classmethod
+    def load(cls, path):
+        state = cls.__new__(cls)
+        with open(path) as f:
+            state.data = json.load(f)
+        return state
+
+    def save(self, path):
+        _atomic_write_text(path, json.dumps(self.data))
+
+
+def _checkpoint(state, writer, idx_file, lst_file, state_path):
+    writer.sync()
+    for handle in (idx_file, lst_file):
+        handle.flush()
+        os.fsync(handle.fileno())
+    state.data.update(rec_bytes=writer.tell(), idx_bytes=idx_file.tell(),
+                      lst_bytes=lst_file.tell())
+    state.save(state_path)
+
+
+def _open_append(path, size):
+    handle = open(path, "r+" if size else "w")
+    handle.truncate(size)
+    handle.seek(size)
+    return handle
+
+
+def _windows(iterable, size):
+    window = []
+    for element in iterable:
+        window.append(element)
+        if len(window) == size:
+            yield window
+            window = []
+    if window:
+        yield window
+
+
+def worker_pool(settings, workers=None):
+    """Decoding processes. ``spawn``: no fork after MXNet/OpenMP threads have started."""
+    context = multiprocessing.get_context("spawn")
+    return context.Pool(workers or _available_cores(), initializer=init_worker,
+                        initargs=(settings.max_short_side, settings.quality))
+
+
+def pack_split(items, out_dir, split, classes, settings, pool, workers, resume=False,
+               checkpoint_every=1000, progress=True):
+    """Pack one split with ``pool``; returns its manifest entry. See the module docstring."""
+    paths = _paths(out_dir, split)
+    partial = {k: paths[k] + ".partial" for k in ("rec", "idx", "lst")}
+    if resume and os.path.exists(paths["state"]) and os.path.exists(paths["plan"]):
+        state = _SplitState.load(paths["state"])
+        if state.data["settings"] != settings.as_dict():
+            raise VggError("cannot resume %s: it was started with %s, now %s; rerun without "
+                           "--resume to start over" % (split, state.data["settings"],
+                                                       settings.as_dict()))
+        total = state.data["total"]
+    else:
+        items = order_items(items, split, settings)
+        total = len(items)
+        _write_plan(paths["plan"], items)
+        del items
+        state = _SplitState(total, classes, settings)
+        state.save(paths["state"])
+    data = state.data
+    writer = RecordWriter(partial["rec"], resume_at=data["rec_bytes"])
+    idx_file = _open_append(partial["idx"], data["idx_bytes"])
+    lst_file = _open_append(partial["lst"], data["lst_bytes"])
+    bar = _progress(total, data["position"], "pack %s" % split, progress)
+    started, done_now, last_checkpoint = time.time(), 0, data["position"]
+    try:
+        # bounded windows: Pool.imap would otherwise queue the whole plan at once
+        for window in _windows(_read_plan(paths["plan"], data["position"]), 256 * workers):
+            for result in pool.imap(encode_task, window, chunksize=4):
+                position, label, ident, payload, reason, shape, sums = result
+                if payload is None:
+                    data["skipped"].append({"id": ident, "reason": reason})
+                else:
+                    key = data["records"]
+                    offset = writer.write(_HEADER.pack(0, float(label), key, 0) + payload)
+                    idx_file.write("%d\t%d\n" % (key, offset))
+                    lst_file.write("%d\t%d\t%s\n" % (key, label, ident))
+                    data["records"] += 1
+                    data["per_class"][label] += 1
+                    data["pixel_sums"] = [a + int(b) for a, b in zip(data["pixel_sums"], sums)]
+                    data["pixels"] += int(shape[0]) * int(shape[1])
+                data["position"] = position + 1
+                done_now += 1
+                bar.update(1)
+                if data["position"] - last_checkpoint >= checkpoint_every:
+                    _checkpoint(state, writer, idx_file, lst_file, paths["state"])
+                    last_checkpoint = data["position"]
+        _checkpoint(state, writer, idx_file, lst_file, paths["state"])
+    finally:
+        bar.close()
+        writer.close()
+        idx_file.close()
+        lst_file.close()
+    for kind in ("idx", "lst", "rec"):  # .rec last: its presence means the split is whole
+        os.replace(partial[kind], paths[kind])
+    os.remove(paths["plan"])
+    os.remove(paths["state"])
+    seconds = time.time() - started
+    pixels = max(data["pixels"], 1)
+    return OrderedDict([
+        ("records", data["records"]),
+        ("skipped", data["skipped"]),
+        ("per_class", data["per_class"]),
+        ("mean_rgb", [s / pixels for s in data["pixel_sums"]]),
+        ("bytes", os.path.getsize(paths["rec"])),
+        ("images_per_second", done_now / seconds if seconds > 0 else None),
+    ])
+
+
+def _available_cores():
+    from vggcli._env import available_cores
+    return available_cores()
+
+
+class _NoBar:
+    def update(self, n):
+        pass
+
+    def close(self):
+        pass
+
+
+def _progress(total, initial, desc, enabled):
+    if not enabled:
+        return _NoBar()
+    from tqdm import tqdm
+    return tqdm(total=total, initial=initial, desc=desc, unit="img", file=sys.stderr,
+                dynamic_ncols=True, smoothing=0.05)
+
+
+def pack(splits, classes, out_dir, settings, source, refused=(), workers=None, resume=False,
+         checkpoint_every=1000, progress=True):
+    """Pack ``splits`` ({name: [Item]}) into ``out_dir``; returns the manifest dict."""
+    for name, items in splits.items():
+        if not items and not (resume and os.path.exists(_paths(out_dir, name)["state"])):
+            raise VggError("no images found for the %s split" % name)
+    os.makedirs(out_dir, exist_ok=True)
+    _atomic_write_text(os.path.join(out_dir, "synsets.txt"), "\n".join(classes.lines()) + "\n")
+    manifest = OrderedDict([
+        ("version", MANIFEST_VERSION),
+        ("classes", len(classes)),
+        ("source", source),
+        ("settings", dict(settings.as_dict(), workers=workers or _available_cores())),
+        ("refused", [dict(id=r.ident, reason=r.reason) for r in refused]),
+        ("splits", OrderedDict()),
+    ])
+    workers = workers or _available_cores()
+    with worker_pool(settings, workers) as pool:
+        for name, items in splits.items():
+            done_path = _paths(out_dir, name)["done"]
+            if resume and os.path.exists(done_path) and \
+                    os.path.exists(_paths(out_dir, name)["rec"]):
+                with open(done_path) as f:  # finished before the interruption
+                    entry = json.load(f, object_pairs_hook=OrderedDict)
+            else:
+                entry = pack_split(items, out_dir, name, len(classes), settings, pool, workers,
+                                   resume=resume, checkpoint_every=checkpoint_every,
+                                   progress=progress)
+                _atomic_write_text(done_path, json.dumps(entry))
+            manifest["splits"][name] = entry
+    if "train" in manifest["splits"]:
+        manifest["mean_rgb"] = manifest["splits"]["train"]["mean_rgb"]
+    _atomic_write_text(os.path.join(out_dir, "manifest.json"), json.dumps(manifest, indent=1))
+    for name in splits:
+        os.remove(_paths(out_dir, name)["done"])
+    return manifest
+
+
+def skipped_count(manifest):
+    return len(manifest["refused"]) + sum(len(s["skipped"])
+                                          for s in manifest["splits"].values())
+
+
+def summary(manifest):
+    """Lines a person reads at the end of a pack."""
+    lines = []
+    for name, split in manifest["splits"].items():
+        rate = split["images_per_second"]
+        lines.append("%s: %d records, %d skipped, %.1f MB%s" % (
+            name, split["records"], len(split["skipped"]), split["bytes"] / 1e6,
+            ", %.0f images/s" % rate if rate else ""))
+        for bad in split["skipped"][:5]:
+            lines.append("  skipped %s: %s" % (bad["id"], bad["reason"]))
+        if len(split["skipped"]) > 5:
+            lines.append("  ... %d more in manifest.json" % (len(split["skipped"]) - 5))
+    for bad in manifest["refused"]:
+        lines.append("refused %s: %s" % (bad["id"], bad["reason"]))
+    if "mean_rgb" in manifest:
+        lines.append("training mean RGB: %.3f %.3f %.3f" % tuple(manifest["mean_rgb"]))
+    empty = [i for i, n in enumerate(manifest["splits"].get("train", {}).get("per_class", []))
+             if n == 0]
+    if empty:
+        lines.append("warning: %d classes have no training images (labels are kept): %s"
+                     % (len(empty), ", ".join(map(str, empty[:10]))))
+    return lines
+
+
+# --- the two front ends ---------------------------------------------------------
+
+def split_items(items, val_ratio, seed):
+    """Per-class deterministic split: round(val_ratio * n) images of each class go to val."""
+    by_class = OrderedDict()
+    for item in sorted(items, key=lambda it: it.ident):
+        by_class.setdefault(item.label, []).append(item)
+    rng = np.random.RandomState(seed)
+    train, val = [], []
+    for label in sorted(by_class):
+        group = by_class[label]
+        chosen = set(rng.permutation(len(group))[:int(round(val_ratio * len(group)))].tolist())
+        for i, item in enumerate(group):
+            (val if i in chosen else train).append(item)
+    return train, val
+
+
+def plan_folder(root, val_ratio=0.1, seed=0, synsets=None):
+    """(splits, classes, source) for a class-per-folder dataset.
+
+    ``root/train`` + ``root/val`` class folders are used as they are; otherwise
+    ``root``'s class folders are split with ``val_ratio``. Classes come from
+    ``synsets`` (a file) or the sorted folder names, empty folders included.
+    """
+    if not os.path.isdir(root):
+        raise VggError("dataset folder %s does not exist" % root)
+    presplit = all(os.path.isdir(os.path.join(root, s)) for s in SPLITS)
+    train_root = os.path.join(root, "train") if presplit else root
+    if synsets:
+        classes = sources.ClassList.read(synsets)
+    else:
+        names = set(sources.class_folders(train_root))
+        if presplit:
+            names |= set(sources.class_folders(os.path.join(root, "val")))
+        classes = sources.ClassList(sorted(names))
+    if presplit:
+        train = sources.folder_items(train_root, classes)
+        val = sources.folder_items(os.path.join(root, "val"), classes)
+    else:
+        if not 0 <= val_ratio < 1:
+            raise VggError("--val-ratio must be in [0, 1), got %r" % val_ratio)
+        train, val = split_items(sources.folder_items(root, classes), val_ratio, seed)
+    splits = OrderedDict([("train", train)])
+    if val:
+        splits["val"] = val
+    source = dict(kind="folders", root=os.path.abspath(root), presplit=presplit,
+                  val_ratio=None if presplit else val_ratio)
+    return splits, classes, source
+
+
+def plan_imagenet(train_tar=None, val_tar=None, devkit=None, root=None, synsets=None):
+    """(splits, classes, source, refused) for ILSVRC-2012 in any of its three layouts.
+
+    - tars: ``train_tar`` (tar of ``<wnid>.tar``), ``val_tar`` (flat), ``devkit``
+    - extracted: ``root/train/<wnid>/*.JPEG``, ``root/val`` flat (labels from the
+      devkit) or in ``<wnid>/`` folders; classes from ``devkit`` or ``synsets``
+    - Kaggle: ``root/LOC_synset_mapping.txt``, ``root/LOC_val_solution.csv``,
+      ``root/ILSVRC/Data/CLS-LOC/{train,val}``
+    """
+    refused = []
+    splits = OrderedDict()
+    if root is None and not (train_tar or val_tar):
+        raise VggError("give --train-tar/--val-tar (with --devkit), or --root")
+    if root is not None and (train_tar or val_tar):
+        raise VggError("give either tars or --root, not both")
+    if root is not None and not os.path.isdir(root):
+        raise VggError("--root %s is not a folder" % root)
+    kaggle = root is not None and os.path.isfile(os.path.join(root, "LOC_synset_mapping.txt"))
+    ids_to_wnid = None
+    if devkit:
+        classes, ids_to_wnid = sources.devkit_synsets(devkit)
+    elif kaggle:
+        classes = sources.kaggle_synsets(os.path.join(root, "LOC_synset_mapping.txt"))
+    elif synsets:
+        classes = sources.ClassList.read(synsets)
+    else:
+        raise VggError("a class list is needed: give --devkit (or --synsets, or a Kaggle "
+                       "root); labels never come from the folders present, where one "
+                       "missing folder would shift every later label")
+
+    def devkit_labels():
+        if not devkit:
+            raise VggError("flat val images need --devkit for their labels")
+        return sources.devkit_val_labels(devkit, classes, ids_to_wnid)
+
+    if root is None:
+        layout = "tars"
+        if train_tar:
+            splits["train"] = sources.nested_tar_images(train_tar, classes, refused)
+        if val_tar:
+            splits["val"] = sources.tar_images(val_tar, devkit_labels(), refused)
+    else:
+        layout = "kaggle" if kaggle else "extracted"
+        data = os.path.join(root, "ILSVRC", "Data", "CLS-LOC") if kaggle else root
+        train_dir, val_dir = os.path.join(data, "train"), os.path.join(data, "val")
+        if os.path.isdir(train_dir):
+            splits["train"] = sources.folder_items(train_dir, classes)
+        if os.path.isdir(val_dir):
+            if any(e.is_dir() for e in os.scandir(val_dir)):
+                splits["val"] = sources.folder_items(val_dir, classes)
+            else:
+                label_of = (sources.kaggle_val_labels(os.path.join(root, "LOC_val_solution.csv"),
+                                                      classes) if kaggle else devkit_labels())
+                splits["val"] = sources.flat_items(val_dir, label_of)
+        if not splits:
+            raise VggError("--root %s has neither train/ nor val/ (looked in %s)"
+                           % (root, data))
+    source = dict(kind="imagenet", layout=layout, train_tar=train_tar, val_tar=val_tar,
+                  devkit=devkit, root=root, synsets=synsets)
+    return splits, classes, source, refused
