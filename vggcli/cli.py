@@ -241,6 +241,131 @@ def inspect(rec, samples, as_json):
         sys.exit(1)
 
 
+def _field_options(command):
+    """One option per training setting, generated from recipes.FIELDS (one source)."""
+    from .recipes import FIELDS
+
+    types = {int: int, float: float, str: str}
+    for key in reversed(list(FIELDS)):
+        default, kind, help_text = FIELDS[key]
+        flag = "--" + key.replace("_", "-")
+        shown = "" if default is None else " [paper/default: %s]" % (default,)
+        command = click.option(flag, key, type=NET if key == "net" else types[kind],
+                               default=None, help=help_text + shown)(command)
+    return command
+
+
+@cli.command()
+@click.option("--recipe", default=None,
+              help="A recipe name (see 'vgg recipe list') or YAML file; flags override it.")
+@click.option("--resume", "resume_dir", type=click.Path(file_okay=False), default=None,
+              help="Continue the run in this folder from its newest checkpoint.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@_field_options
+def train(recipe, resume_dir, quiet, **options):
+    """Train a network with the paper's procedure (§3.1), on one or several devices.
+
+    Defaults are the paper's: SGD, momentum 0.9, batch 256, weight decay 5e-4,
+    dropout 0.5, lr 1e-2 divided by 10 on validation plateaus (3 times at
+    most), up to 74 epochs. Writes config.yaml, log.jsonl (JSON lines),
+    curves.png, checkpoints/ (every epoch), best.params and final.params.
+    Exit status: 0 done, 1 training failed (e.g. the loss diverged), 2 bad input.
+
+    \b
+    Example:
+        vgg train --recipe A-256 --data data/imagenet --out runs/A-256 --devices gpu:0-3
+        vgg train --recipe D-256 --data data/imagenet --out runs/D-256 \\
+            --init-from runs/A-256/best.params --devices gpu:0-3
+        vgg train --resume runs/D-256
+    """
+    from .recipes import RESUMABLE, resolve, validate
+    from .train import read_config, train as run_training
+
+    given = {k: v for k, v in options.items() if v is not None}
+    if resume_dir:
+        changed = sorted(set(given) - set(RESUMABLE) - {"out"})
+        if recipe or changed:
+            raise VggError("--resume continues %s with its saved config.yaml; only %s may be "
+                           "given with it (got %s)" % (resume_dir, ", ".join(
+                               "--" + k.replace("_", "-") for k in RESUMABLE),
+                               ", ".join("--" + k.replace("_", "-") for k in changed)
+                               or "--recipe"))
+        config, meta = read_config(resume_dir)
+        config.update(validate(given, where="options"))
+        config["out"] = resume_dir
+    else:
+        config, meta = resolve(recipe, given)
+        if meta.get("parent") and not (config["init_from"] or config["finetune_from"]):
+            raise VggError("recipe %s starts from the weights of %s: give --init-from or "
+                           "--finetune-from (vgg recipe plan %s prints the chain)"
+                           % (meta["recipe"], meta["parent"], meta["recipe"]))
+    summary = run_training(config, meta, resume=bool(resume_dir), progress=not quiet)
+    click.echo("done: %d epochs, %d iterations, best val top-1 error %.2f%%; weights in %s"
+               % (summary["epochs"], summary["iterations"],
+                  100 * (summary["best_val_top1_err"] or 0), summary["out"]))
+
+
+@cli.group()
+def recipe():
+    """The paper's Table 3 rows as training recipes (recipes/*.yaml).
+
+    \b
+    Example:
+        vgg recipe list
+        vgg recipe plan E-jitter --data data/imagenet --devices gpu:0-3
+    """
+
+
+@recipe.command("list")
+def recipe_list():
+    """List the recipes with their descriptions.
+
+    \b
+    Example:
+        vgg recipe list
+    """
+    from .recipes import list_recipes, load_recipe
+
+    for name in list_recipes():
+        click.echo("%-12s %s" % (name, load_recipe(name).get("description", "")))
+
+
+@recipe.command("show")
+@click.argument("name")
+def recipe_show(name):
+    """Print a recipe resolved over the paper's defaults.
+
+    \b
+    Example:
+        vgg recipe show D-384
+    """
+    import yaml
+
+    from .recipes import resolve
+    config, meta = resolve(name)
+    click.echo(yaml.safe_dump(dict(meta, **config), sort_keys=False).rstrip())
+
+
+@recipe.command("plan")
+@click.argument("name")
+@click.option("--data", default="DATA", show_default=True, help="Packed dataset folder.")
+@click.option("--runs", default="runs", show_default=True, help="Folder for the run folders.")
+@click.option("--devices", default=None, help="Devices for every run, e.g. gpu:0-3.")
+def recipe_plan(name, data, runs, devices):
+    """Print the chain of runs that produces a recipe, as exact commands.
+
+    \b
+    Example:
+        vgg recipe plan E-jitter      # A-256 -> E-256 -> E-384 -> E-jitter
+    """
+    from .recipes import plan_commands
+
+    steps = plan_commands(name, data=data, runs=runs, devices=devices)
+    click.echo(" -> ".join(step[0] for step in steps))
+    for number, (step, description, command) in enumerate(steps, 1):
+        click.echo("\n# %d. %s: %s\n%s" % (number, step, description, command))
+
+
 def main():
     cli(prog_name="vgg")
 

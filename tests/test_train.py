@@ -1,0 +1,256 @@
+"""vgg train on scikit-learn's digits (real scans), with scaled-down nets."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import mxnet as mx
+
+from data_tools import pack as packing
+from data_tools.digits import write_digits
+from vggcli import checkpoint, models, recipes
+from vggcli.cli import cli
+from vggcli.errors import VggError, VggRuntimeError
+from vggcli.train import A_LAYERS, train
+
+SMALL = dict(width_mult=0.25, fc_width=128, crop_size=32, scale="36", batch_size=32)
+
+
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory):
+    """Digits as 40x40 PNGs (train/val folders), packed."""
+    root = tmp_path_factory.mktemp("digits")
+    write_digits(str(root / "raw"))
+    splits, classes, source = packing.plan_folder(str(root / "raw"),
+                                                  synsets=str(root / "raw" / "synsets.txt"))
+    packing.pack(splits, classes, str(root / "packed"), packing.PackSettings(), source,
+                 workers=2, progress=False)
+    return str(root / "packed")
+
+
+def config(digits, out, **overrides):
+    cfg, _ = recipes.resolve(None, dict(SMALL, data=digits, out=str(out), **overrides))
+    return cfg
+
+
+def epoch_lines(out):
+    with open(os.path.join(out, "log.jsonl")) as f:
+        return [json.loads(line) for line in f if '"event": "epoch"' in line]
+
+
+@pytest.fixture(scope="module")
+def trained_a(digits, tmp_path_factory):
+    """Net A from the paper's initialisation (normal, std 0.01 at paper size)."""
+    out = tmp_path_factory.mktemp("run-a")
+    summary = train(config(digits, out, net="A", epochs=14, patience=4, init="normal"),
+                    progress=False)
+    return str(out), summary
+
+
+@pytest.mark.slow
+def test_net_a_from_paper_init_learns_digits(trained_a):
+    out, summary = trained_a
+    # 10 classes: chance is 90% top-1 error. Seen: ~18% after 14 epochs (~40 s).
+    assert summary["best_val_top1_err"] < 0.45
+    lines = epoch_lines(out)
+    assert len(lines) == summary["epochs"] == 14
+    assert lines[-1]["train_loss"] < lines[0]["train_loss"] - 0.5
+    for name in ("best.params", "final.params", "config.yaml", "curves.png", "log.jsonl"):
+        assert os.path.isfile(os.path.join(out, name)), name
+    with open(os.path.join(out, "curves.png"), "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+def test_net_d_initialised_from_a_learns_digits(trained_a, digits, tmp_path):
+    a_out, _ = trained_a
+    summary = train(config(digits, tmp_path, net="D", epochs=6, patience=4, init="xavier",
+                           init_from=os.path.join(a_out, "best.params")), progress=False)
+    # Seen: ~40-50% error after 6 epochs (chance 90%).
+    assert summary["best_val_top1_err"] < 0.7
+
+
+def test_init_from_a_copies_exactly_and_initialises_the_rest(trained_a):
+    a_out, _ = trained_a
+    a_arrays, _ = models.read_params(os.path.join(a_out, "best.params"))
+    fresh = models.initialize(models.get_model("E", classes=10, width_mult=0.25, fc_width=128,
+                                               crop_size=32), init="xavier", seed=5)
+    before = {k: p.data().asnumpy().copy() for k, p in fresh._collect_params_with_prefix().items()}
+    from vggcli.train import init_from_a
+    copied = init_from_a(fresh, os.path.join(a_out, "best.params"), [mx.cpu()])
+    assert len(copied) == 2 * len(A_LAYERS)
+    for name, param in fresh._collect_params_with_prefix().items():
+        value = param.data().asnumpy()
+        if name in copied:
+            np.testing.assert_array_equal(value, a_arrays[name].asnumpy())
+        else:
+            np.testing.assert_array_equal(value, before[name])
+            if name.endswith("weight"):
+                assert value.std() > 0
+
+
+def test_init_from_a_of_another_width_is_refused(trained_a):
+    a_out, _ = trained_a
+    wider = models.get_model("D", classes=10, width_mult=0.5, fc_width=128, crop_size=32)
+    models.initialize(wider)
+    from vggcli.train import init_from_a
+    with pytest.raises(VggError, match=r"conv1_1.weight is \(16, 3, 3, 3\) there but "
+                                       r"\(32, 3, 3, 3\) in net D"):
+        init_from_a(wider, os.path.join(a_out, "best.params"), [mx.cpu()])
+
+
+def test_two_devices_equal_one_device(digits, tmp_path):
+    """Paper §3.3: splitting the batch across devices changes nothing (dropout off).
+
+    Every iteration's loss is a function of the weights at that step, so equal
+    per-iteration losses mean equal weights. Only the float summation order
+    differs (two half-batch gradients summed by the KVStore), ~1e-7 at first;
+    this small net is chaotic enough that it grows to ~1e-4 by step 45.
+    """
+    common = dict(net="B", epochs=1, init="xavier", dropout=0.0, width_mult=0.125,
+                  fc_width=32, seed=3, log_every=1)
+    train(config(digits, tmp_path / "one", devices="cpu", **common), progress=False)
+    train(config(digits, tmp_path / "two", devices="cpu:0,1", **common), progress=False)
+
+    def losses(out):
+        with open(out / "log.jsonl") as f:
+            return [json.loads(line)["loss"] for line in f if '"event": "iter"' in line]
+
+    one, two = losses(tmp_path / "one"), losses(tmp_path / "two")
+    assert len(one) == len(two) == 45
+    np.testing.assert_allclose(two[:25], one[:25], rtol=2e-6)
+    np.testing.assert_allclose(two, one, rtol=1e-3)
+    with open(tmp_path / "two" / "log.jsonl") as f:
+        start_line = json.loads(f.readline())
+    assert start_line["devices"] == ["cpu(0)", "cpu(1)"] and start_line["kvstore"] == "local"
+
+
+def _kill_mid_epoch(args, ckpt_root, timeout=120):
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        names = checkpoint.list_checkpoints(ckpt_root)
+        if any(not n.endswith("batch-000000") and n.startswith("epoch-0001") for n in names):
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "training ended before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_to_the_same_weights(digits, tmp_path):
+    """SIGKILL in the middle of epoch 2, then --resume: the final weights are bit-identical
+    to an uninterrupted run, because data order, augmentation and dropout are functions
+    of (seed, epoch, batch) and the momentum buffers are checkpointed."""
+    flags = ["--net", "A", "--data", digits, "--width-mult", "0.125", "--fc-width", "64",
+             "--crop-size", "32", "--scale", "36", "--batch-size", "32", "--epochs", "3",
+             "--init", "xavier", "--checkpoint-every", "8", "--quiet"]
+    base = [sys.executable, "-m", "vggcli", "train"] + flags
+    subprocess.run(base + ["--out", str(tmp_path / "whole")], check=True, capture_output=True)
+    killed = tmp_path / "killed"
+    _kill_mid_epoch(base + ["--out", str(killed)], str(killed / "checkpoints"))
+    assert not (killed / "final.params").exists()
+    done = subprocess.run([sys.executable, "-m", "vggcli", "train", "--resume", str(killed),
+                           "--quiet"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    whole, _ = models.read_params(str(tmp_path / "whole" / "final.params"))
+    resumed, _ = models.read_params(str(killed / "final.params"))
+    for name in whole:
+        np.testing.assert_array_equal(whole[name].asnumpy(), resumed[name].asnumpy())
+    strip = ("time", "seconds", "images_per_second")
+    assert [{k: v for k, v in r.items() if k not in strip} for r in epoch_lines(killed)] == \
+        [{k: v for k, v in r.items() if k not in strip} for r in epoch_lines(tmp_path / "whole")]
+
+
+def test_damaged_checkpoint_is_a_one_line_error(digits, tmp_path):
+    out = tmp_path / "run"
+    train(config(digits, out, net="A", epochs=1, width_mult=0.125, fc_width=32),
+          progress=False)
+    folder = os.path.join(out, "checkpoints", checkpoint.list_checkpoints(
+        str(out / "checkpoints"))[-1])
+    weights = os.path.join(folder, "weights.params")
+    with open(weights, "r+b") as f:
+        f.seek(200)
+        f.write(b"\xff\xff\xff\xff")
+    result = CliRunner().invoke(cli, ["train", "--resume", str(out)])
+    assert result.exit_code == 2
+    assert result.output.strip() == ("Error: checkpoint file %s is damaged: its sha256 does "
+                                      "not match checksums.json" % weights)
+    result = CliRunner().invoke(cli, ["train", "--data", digits, "--out", str(out)])
+    assert result.exit_code == 2 and "already holds a run" in result.output
+
+
+def test_diverging_loss_stops_with_a_message(digits, tmp_path):
+    cfg = config(digits, tmp_path, net="A", epochs=2, width_mult=0.125, fc_width=32,
+                 init="xavier", lr=1e4, checkpoint_every=5)
+    with pytest.raises(VggRuntimeError, match="loss became (nan|inf) at epoch 1"):
+        train(cfg, progress=False)
+    assert checkpoint.list_checkpoints(str(tmp_path / "checkpoints"))
+    assert not (tmp_path / "final.params").exists()
+
+
+# --- recipes and options -----------------------------------------------------------
+
+def test_every_table_3_row_has_a_recipe_with_its_parent():
+    names = recipes.list_recipes()
+    assert names == sorted(["A-256", "A-LRN-256", "B-256"] +
+                           ["%s-%s" % (n, s) for n in "CDE" for s in ("256", "384", "jitter")])
+    for name in names:
+        loaded = recipes.load_recipe(name)
+        assert loaded["net"] in models.CONFIGS
+    assert recipes.chain("E-jitter") == ["A-256", "E-256", "E-384", "E-jitter"]
+    assert recipes.load_recipe("E-384")["lr"] == 0.001
+    assert recipes.load_recipe("D-jitter")["scale"] == "256:512"
+
+
+def test_recipe_plan_prints_the_exact_chain():
+    result = CliRunner().invoke(cli, ["recipe", "plan", "E-jitter", "--data", "d",
+                                      "--devices", "gpu:0-3"])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[0] == "A-256 -> E-256 -> E-384 -> E-jitter"
+    assert ("vgg train --recipe E-256 --data d --out runs/E-256 --init-from "
+            "runs/A-256/best.params --devices gpu:0-3") in result.output
+    assert "--finetune-from runs/E-384/best.params" in result.output
+
+
+def test_recipe_validation_errors(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("net: D\nlearning_rate: 0.1\n")
+    with pytest.raises(VggError, match="unknown key learning_rate; valid keys: batch_size"):
+        recipes.load_recipe(str(bad))
+    bad.write_text("net: D\nlr: fast\n")
+    with pytest.raises(VggError, match="lr must be float, got 'fast'"):
+        recipes.load_recipe(str(bad))
+    bad.write_text("net: D\nscale: 512:256\n")
+    with pytest.raises(VggError, match="Smin <= Smax"):
+        recipes.load_recipe(str(bad))
+    cfg, meta = recipes.resolve("D-384", {"lr": 0.002, "devices": "cpu:0,1"})
+    assert cfg["lr"] == 0.002 and cfg["scale"] == "384" and meta["parent"] == "D-256"
+    assert cfg["momentum"] == 0.9 and cfg["wd"] == 0.0005 and cfg["batch_size"] == 256
+
+
+def test_train_cli_usage_errors(digits, tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(cli, ["train", "--recipe", "D-256", "--data", digits, "--out",
+                                 str(tmp_path)])
+    assert result.exit_code == 2
+    assert "recipe D-256 starts from the weights of A-256: give --init-from" in result.output
+    result = runner.invoke(cli, ["train", "--net", "A", "--data", digits, "--out",
+                                 str(tmp_path), "--kvstore", "dist_typo"])
+    assert result.exit_code == 2 and "unknown kvstore 'dist_typo'; valid: local" in \
+        result.output
+    result = runner.invoke(cli, ["train", "--net", "A", "--data", digits, "--out",
+                                 str(tmp_path), "--devices", "gpu:0"])
+    assert result.exit_code == 2 and "gpu:0 requested, but MXNet sees 0 GPU(s)" in \
+        result.output
+    result = runner.invoke(cli, ["train", "--resume", str(tmp_path), "--lr", "0.1"])
+    assert result.exit_code == 2 and "only --devices" in result.output
+    result = runner.invoke(cli, ["train", "--recipe", "Z-256", "--data", digits])
+    assert result.exit_code == 2 and "no recipe 'Z-256'; available: A-256" in result.output

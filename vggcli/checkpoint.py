@@ -1,0 +1,112 @@
+"""Checkpoints that survive a crash and are safe to load.
+
+A checkpoint is a folder ``checkpoints/epoch-EEEE-batch-BBBBBB/`` holding
+``weights.params`` (with the net's description), ``optimizer.nd`` (momentum
+buffers, ``mx.nd.save``), ``state.json`` (epoch, batch, schedule, counters)
+and ``checksums.json`` (sha256 and size of the three). It is written under a
+temporary name and renamed when complete.
+
+NOTE: no pickle anywhere: ``gluon.Trainer.save_states`` pickles, so a crafted
+``.states`` file would run code when loaded. And every file's checksum is
+verified before MXNet reads it, since a damaged ``.params`` can make MXNet try
+a ~23 GB allocation and get the process killed.
+"""
+import hashlib
+import json
+import os
+import shutil
+
+from .errors import VggError
+
+FILES = ("weights.params", "optimizer.nd", "state.json")
+
+
+def sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _fsync_dir(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def checkpoint_name(epoch, batch):
+    return "epoch-%04d-batch-%06d" % (epoch, batch)
+
+
+def save(root, epoch, batch, write_weights, write_optimizer, state, keep=3):
+    """Write a checkpoint atomically; ``write_*`` are callables taking a path."""
+    os.makedirs(root, exist_ok=True)
+    name = checkpoint_name(epoch, batch)
+    tmp = os.path.join(root, ".tmp-%s-%d" % (name, os.getpid()))
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    write_weights(os.path.join(tmp, "weights.params"))
+    write_optimizer(os.path.join(tmp, "optimizer.nd"))
+    with open(os.path.join(tmp, "state.json"), "w") as f:
+        json.dump(state, f, indent=1)
+    sums = {}
+    for file in FILES:
+        path = os.path.join(tmp, file)
+        with open(path, "rb+") as f:
+            os.fsync(f.fileno())
+        sums[file] = dict(sha256=sha256(path), bytes=os.path.getsize(path))
+    with open(os.path.join(tmp, "checksums.json"), "w") as f:
+        json.dump(sums, f, indent=1)
+        f.flush()
+        os.fsync(f.fileno())
+    final = os.path.join(root, name)
+    if os.path.exists(final):
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    _fsync_dir(root)
+    for old in list_checkpoints(root)[:-keep]:
+        shutil.rmtree(os.path.join(root, old), ignore_errors=True)
+    return final
+
+
+def list_checkpoints(root):
+    if not os.path.isdir(root):
+        return []
+    return sorted(n for n in os.listdir(root) if n.startswith("epoch-")
+                  and os.path.isdir(os.path.join(root, n)))
+
+
+def verify(folder):
+    """Check sizes and sha256 of a checkpoint's files; one-line VggError if not whole."""
+    sums_path = os.path.join(folder, "checksums.json")
+    try:
+        with open(sums_path) as f:
+            sums = json.load(f)
+    except (OSError, ValueError) as err:
+        raise VggError("checkpoint %s has no readable checksums.json (%s)" % (folder, err)) \
+            from None
+    for file in FILES:
+        path = os.path.join(folder, file)
+        if file not in sums or not os.path.isfile(path):
+            raise VggError("checkpoint %s is missing %s" % (folder, file))
+        size = os.path.getsize(path)
+        if size != sums[file]["bytes"]:
+            raise VggError("checkpoint file %s is damaged: %d bytes, %d expected"
+                           % (path, size, sums[file]["bytes"]))
+        if sha256(path) != sums[file]["sha256"]:
+            raise VggError("checkpoint file %s is damaged: its sha256 does not match "
+                           "checksums.json" % path)
+    with open(os.path.join(folder, "state.json")) as f:
+        return json.load(f)
+
+
+def latest(root):
+    """(folder, state) of the newest checkpoint, verified; None if there is none."""
+    names = list_checkpoints(root)
+    if not names:
+        return None
+    folder = os.path.join(root, names[-1])
+    return folder, verify(folder)

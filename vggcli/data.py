@@ -1,0 +1,302 @@
+"""The paper's training and validation input (§3.1), from packed RecordIO.
+
+Training, per image: isotropic rescale so the shorter side is S (fixed, or
+drawn uniformly from [Smin, Smax] per image: "scale jittering"), one random
+crop of the crop size, a random horizontal flip, and Krizhevsky's PCA colour
+shift; the training-set mean RGB is subtracted.
+
+Randomness is a pure function of (seed, epoch, image index): the same epoch
+gives the same crops whatever the number of workers or devices, and a resumed
+run sees exactly the images and augmentations an uninterrupted one would.
+
+Workers return uint8 crops plus a per-image RGB offset (colour shift minus
+mean), so a batch crosses processes at a quarter of the float32 size and the
+float conversion happens on the training device.
+"""
+import json
+import os
+import struct
+
+import numpy as np
+
+from data_tools.recordio import MAGIC
+
+from .errors import VggError
+
+# Krizhevsky et al.'s PCA of ImageNet RGB pixels (0-255 scale), as used by
+# fb.resnet.torch and GluonCV; columns of EIGVEC are the eigenvectors (R, G, B).
+EIGVAL = np.array([55.46, 4.794, 1.148])
+EIGVEC = np.array([[-0.5675, 0.7192, 0.4009],
+                   [-0.5808, -0.0045, -0.8140],
+                   [-0.5836, -0.6948, 0.4203]])
+PCA_STD = 0.1
+
+_HEADER_BYTES = 24  # IRHeader: flag uint32, label float32, id uint64, id2 uint64
+
+
+class Scale:
+    """Training scale S: fixed (``256``) or jittered (``256:512``)."""
+
+    def __init__(self, low, high=None):
+        self.low, self.high = int(low), int(high if high is not None else low)
+        if self.low < 1 or self.high < self.low:
+            raise VggError("scale must be S or Smin:Smax with 0 < Smin <= Smax, got %s" % self)
+
+    @classmethod
+    def parse(cls, text):
+        parts = str(text).split(":")
+        try:
+            values = [int(p) for p in parts]
+        except ValueError:
+            raise VggError("scale must be S or Smin:Smax (integers), got %r" % (text,)) from None
+        if len(values) not in (1, 2):
+            raise VggError("scale must be S or Smin:Smax, got %r" % (text,))
+        return cls(*values)
+
+    @property
+    def jittered(self):
+        return self.high != self.low
+
+    @property
+    def test_scale(self):
+        """Q for single-scale validation: S, or (Smin + Smax) / 2 for jittered S (§3.2)."""
+        return (self.low + self.high) // 2
+
+    def draw(self, rng):
+        return self.low if not self.jittered else int(rng.randint(self.low, self.high + 1))
+
+    def __str__(self):
+        return str(self.low) if not self.jittered else "%d:%d" % (self.low, self.high)
+
+
+def rescale_shorter_side(image, side):
+    """Isotropic rescale so that min(height, width) == side."""
+    import cv2
+    h, w = image.shape[:2]
+    if min(h, w) == side:
+        return image
+    if h <= w:
+        size = (max(side, int(round(w * side / h))), side)
+    else:
+        size = (side, max(side, int(round(h * side / w))))
+    shrinking = size[0] < w
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA if shrinking
+                      else cv2.INTER_LINEAR)
+
+
+def random_crop_box(height, width, crop, rng):
+    """(top, left) of a crop drawn uniformly inside the image."""
+    if height < crop or width < crop:
+        raise VggError("image of %dx%d is smaller than the %d crop" % (height, width, crop))
+    return int(rng.randint(0, height - crop + 1)), int(rng.randint(0, width - crop + 1))
+
+
+def center_crop_box(height, width, crop):
+    if height < crop or width < crop:
+        raise VggError("image of %dx%d is smaller than the %d crop" % (height, width, crop))
+    return (height - crop) // 2, (width - crop) // 2
+
+
+def pca_shift(rng, std=PCA_STD):
+    """Krizhevsky's colour shift: EIGVEC @ (alpha * EIGVAL), alpha ~ N(0, std) per image."""
+    alpha = rng.normal(0.0, std, size=3)
+    return EIGVEC.dot(alpha * EIGVAL)
+
+
+def image_rng(seed, epoch, index):
+    """The random stream of one image in one epoch (independent of workers/devices)."""
+    return np.random.RandomState(np.random.SeedSequence([seed, epoch, index]).generate_state(1))
+
+
+def read_manifest(data_dir):
+    path = os.path.join(data_dir, "manifest.json")
+    if not os.path.isfile(path):
+        raise VggError("%s not found: --data must be a folder written by vgg pack or "
+                       "vgg pack-imagenet" % path)
+    with open(path) as f:
+        manifest = json.load(f)
+    if "mean_rgb" not in manifest:
+        raise VggError("%s has no training mean RGB (was a train split packed?)" % path)
+    return manifest
+
+
+def check_record_files(rec_path):
+    """Refuse a .rec whose .idx points past its end (a truncated copy), before any reader
+    sees it: MXNet's ImageRecordIter aborts the whole process on such a file."""
+    idx_path = os.path.splitext(rec_path)[0] + ".idx"
+    for path in (rec_path, idx_path):
+        if not os.path.isfile(path):
+            raise VggError("record file %s does not exist" % path)
+    size = os.path.getsize(rec_path)
+    from data_tools.recordio import read_index
+    entries = read_index(idx_path)
+    if not entries:
+        raise VggError("%s is empty" % idx_path)
+    last = max(offset for _, offset in entries)
+    if last + 8 > size:
+        raise VggError("%s is truncated: its index points to byte %d, the file has %d"
+                       % (rec_path, last, size))
+    return len(entries)
+
+
+class RecordImages:
+    """Decoded images and labels of an indexed .rec, by position (0..N-1).
+
+    Opens the file lazily in each process (safe with forked DataLoader workers).
+    """
+
+    def __init__(self, rec_path, part=0, parts=1):
+        self.rec_path = rec_path
+        self.idx_path = os.path.splitext(rec_path)[0] + ".idx"
+        check_record_files(rec_path)
+        from data_tools.recordio import read_index
+        entries = read_index(self.idx_path)
+        # a worker's shard: every parts-th record (issue: multi-machine training)
+        self.offsets = np.array([offset for _, offset in entries[part::parts]], dtype=np.int64)
+        self.total = len(entries)
+        self._handle, self._pid = None, None
+
+    def __len__(self):
+        return len(self.offsets)
+
+    def raw(self, position):
+        """Payload of a record; pread keeps it safe across threads and forked processes."""
+        if self._pid != os.getpid():
+            self._handle, self._pid = os.open(self.rec_path, os.O_RDONLY), os.getpid()
+        offset = int(self.offsets[position])
+        head = os.pread(self._handle, 8, offset)
+        magic, lrec = struct.unpack("<II", head) if len(head) == 8 else (None, 0)
+        if magic == MAGIC and lrec >> 29 == 0:  # a record in one part: the usual case
+            payload = os.pread(self._handle, lrec & ((1 << 29) - 1), offset + 8)
+            if len(payload) == lrec & ((1 << 29) - 1):
+                return payload
+        from data_tools.recordio import read_record_at
+        with open(self.rec_path, "rb") as handle:  # split or damaged: the careful reader
+            try:
+                return read_record_at(handle, offset)[0]
+            except VggError as err:
+                raise VggError("%s: record %d: %s" % (self.rec_path, position, err)) from None
+
+    def label(self, position):
+        payload = self.raw(position)
+        return int(np.frombuffer(payload, np.float32, 1, 4)[0])
+
+    def image(self, position):
+        """(RGB uint8 image, label)."""
+        import cv2
+        payload = self.raw(position)
+        flag = int(np.frombuffer(payload, np.uint32, 1, 0)[0])
+        label = int(np.frombuffer(payload, np.float32, 1, 4)[0])
+        start = _HEADER_BYTES + 4 * flag
+        image = cv2.imdecode(np.frombuffer(payload, np.uint8, offset=start), cv2.IMREAD_COLOR)
+        if image is None:
+            raise VggError("%s: record %d does not decode as an image" % (self.rec_path,
+                                                                           position))
+        return image[:, :, ::-1], label
+
+
+class TrainTransform:
+    """Paper §3.1 augmentation; ``__call__(images, epoch, position)``."""
+
+    def __init__(self, scale, crop, mean_rgb, seed, flip=True, pca_std=PCA_STD):
+        self.scale, self.crop, self.seed = scale, crop, seed
+        self.mean = np.asarray(mean_rgb, dtype=np.float32)
+        self.flip, self.pca_std = flip, pca_std
+        if scale.low < crop:
+            raise VggError("training scale %s is smaller than the %d crop" % (scale, crop))
+
+    def __call__(self, images, epoch, position):
+        rng = image_rng(self.seed, epoch, position)
+        image, label = images.image(position)
+        image = rescale_shorter_side(image, self.scale.draw(rng))
+        top, left = random_crop_box(image.shape[0], image.shape[1], self.crop, rng)
+        crop = image[top:top + self.crop, left:left + self.crop]
+        if self.flip and rng.rand() < 0.5:
+            crop = crop[:, ::-1]
+        shift = pca_shift(rng, self.pca_std) if self.pca_std else np.zeros(3)
+        return np.ascontiguousarray(crop), (shift - self.mean).astype(np.float32), label
+
+
+class CenterTransform:
+    """Validation: rescale to Q, centre crop (single-crop error drives the schedule)."""
+
+    def __init__(self, test_scale, crop, mean_rgb):
+        self.test_scale, self.crop = test_scale, crop
+        self.offset = -np.asarray(mean_rgb, dtype=np.float32)
+        if test_scale < crop:
+            raise VggError("test scale %d is smaller than the %d crop" % (test_scale, crop))
+
+    def __call__(self, images, epoch, position):
+        image, label = images.image(position)
+        image = rescale_shorter_side(image, self.test_scale)
+        top, left = center_crop_box(image.shape[0], image.shape[1], self.crop)
+        return np.ascontiguousarray(image[top:top + self.crop, left:left + self.crop]), \
+            self.offset, label
+
+
+class EpochDataset:
+    """Gluon dataset whose keys encode (epoch, position), so forked workers need no
+    shared state to know the epoch: key = epoch * len + position."""
+
+    def __init__(self, images, transform):
+        self.images, self.transform = images, transform
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, key):
+        epoch, position = divmod(int(key), len(self.images))
+        return self.transform(self.images, epoch, position)
+
+
+class EpochBatches:
+    """Batch sampler: the epoch's permutation (a function of seed and epoch) cut into
+    batches; ``start_batch`` skips batches already trained on (resume)."""
+
+    def __init__(self, size, batch_size, seed, shuffle=True, steps=None):
+        self.size, self.batch_size, self.seed, self.shuffle = size, batch_size, seed, shuffle
+        self.epoch, self.start_batch = 0, 0
+        self.steps = steps  # fixed number of batches (equal across distributed workers)
+
+    def __len__(self):
+        return self.steps if self.steps is not None else -(-self.size // self.batch_size)
+
+    def order(self, epoch):
+        if not self.shuffle:
+            return np.arange(self.size)
+        return np.random.RandomState(
+            np.random.SeedSequence([self.seed, epoch, 7]).generate_state(1)).permutation(
+            self.size)
+
+    def __iter__(self):
+        order = self.order(self.epoch)
+        if self.steps is not None:  # wrap around to reach a fixed step count
+            needed = self.steps * self.batch_size
+            order = np.resize(order, max(needed, 1))[:needed] if needed > len(order) else order
+        keys = self.epoch * self.size + order
+        for batch in range(self.start_batch, len(self)):
+            chunk = keys[batch * self.batch_size:(batch + 1) * self.batch_size]
+            if len(chunk):
+                yield chunk.tolist()
+
+
+def batchify(samples):
+    """(uint8 NHWC crops, float32 N x 3 offsets, float32 labels) as NDArrays."""
+    import mxnet as mx
+    crops = np.stack([s[0] for s in samples])
+    offsets = np.stack([s[1] for s in samples])
+    labels = np.array([s[2] for s in samples], dtype=np.float32)
+    return mx.nd.array(crops, dtype=np.uint8), mx.nd.array(offsets), mx.nd.array(labels)
+
+
+def to_network_input(crops, offsets):
+    """On the device: uint8 NHWC + per-image RGB offset -> float32 NCHW."""
+    x = crops.astype("float32").transpose((0, 3, 1, 2))
+    return x + offsets.reshape((0, 3, 1, 1))
+
+
+def make_loader(dataset, batches, workers):
+    from mxnet.gluon.data import DataLoader
+    return DataLoader(dataset, batch_sampler=batches, batchify_fn=batchify,
+                      num_workers=workers, thread_pool=True if workers else False,
+                      prefetch=2 * workers if workers else None)
