@@ -1,5 +1,6 @@
 """Install with the pins in constraints.txt: ``make install`` (or
 ``pip install -c constraints.txt -e ".[cpu]"``; ``.[cu112]`` for NVIDIA GPUs)."""
+import glob
 import re
 
 from setuptools import find_packages, setup
@@ -35,5 +36,7 @@ setup(
         "cu112": ["mxnet-cu112==1.9.1"],
         "test": ["pytest>=7", "ruff"],
     },
+    # recipes/ ships beside the package (vggcli.recipes.recipes_dir finds it)
+    data_files=[("share/vgg/recipes", sorted(glob.glob("recipes/*.yaml")))],
     entry_points={"console_scripts": ["vgg=vggcli.cli:main"]},
 )

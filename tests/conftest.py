@@ -31,3 +31,40 @@ def photo_batch(photos):
               for img in list(photos.values())[:4]]
     batch = np.stack(images).astype(np.float32).transpose(0, 3, 1, 2)
     return batch - batch.mean(axis=(0, 2, 3), keepdims=True)
+
+
+# --- a small real dataset and a small trained net, shared by the test modules ---
+
+SMALL = dict(width_mult=0.25, fc_width=128, crop_size=32, scale="36", batch_size=32)
+
+
+def config(digits, out, **overrides):
+    from vggcli import recipes
+    cfg, _ = recipes.resolve(None, dict(SMALL, data=digits, out=str(out), **overrides))
+    return cfg
+
+
+@pytest.fixture(scope="session")
+def digits(tmp_path_factory):
+    """scikit-learn's digits as 40x40 PNGs (train/val folders), packed."""
+    from data_tools import pack as packing
+    from data_tools.digits import write_digits
+
+    root = tmp_path_factory.mktemp("digits")
+    write_digits(str(root / "raw"))
+    splits, classes, source = packing.plan_folder(str(root / "raw"),
+                                                  synsets=str(root / "raw" / "synsets.txt"))
+    packing.pack(splits, classes, str(root / "packed"), packing.PackSettings(), source,
+                 workers=2, progress=False)
+    return str(root / "packed")
+
+
+@pytest.fixture(scope="session")
+def trained_a(digits, tmp_path_factory):
+    """Net A (1/4 width, 32x32 crops) trained from the paper's initialisation (~40 s)."""
+    from vggcli.train import train
+
+    out = tmp_path_factory.mktemp("run-a")
+    summary = train(config(digits, out, net="A", epochs=14, patience=4, init="normal"),
+                    progress=False)
+    return str(out), summary

@@ -12,45 +12,17 @@ from click.testing import CliRunner
 
 import mxnet as mx
 
-from data_tools import pack as packing
-from data_tools.digits import write_digits
 from vggcli import checkpoint, models, recipes
 from vggcli.cli import cli
 from vggcli.errors import VggError, VggRuntimeError
 from vggcli.train import A_LAYERS, train
 
-SMALL = dict(width_mult=0.25, fc_width=128, crop_size=32, scale="36", batch_size=32)
-
-
-@pytest.fixture(scope="module")
-def digits(tmp_path_factory):
-    """Digits as 40x40 PNGs (train/val folders), packed."""
-    root = tmp_path_factory.mktemp("digits")
-    write_digits(str(root / "raw"))
-    splits, classes, source = packing.plan_folder(str(root / "raw"),
-                                                  synsets=str(root / "raw" / "synsets.txt"))
-    packing.pack(splits, classes, str(root / "packed"), packing.PackSettings(), source,
-                 workers=2, progress=False)
-    return str(root / "packed")
-
-
-def config(digits, out, **overrides):
-    cfg, _ = recipes.resolve(None, dict(SMALL, data=digits, out=str(out), **overrides))
-    return cfg
+from .conftest import config
 
 
 def epoch_lines(out):
     with open(os.path.join(out, "log.jsonl")) as f:
         return [json.loads(line) for line in f if '"event": "epoch"' in line]
-
-
-@pytest.fixture(scope="module")
-def trained_a(digits, tmp_path_factory):
-    """Net A from the paper's initialisation (normal, std 0.01 at paper size)."""
-    out = tmp_path_factory.mktemp("run-a")
-    summary = train(config(digits, out, net="A", epochs=14, patience=4, init="normal"),
-                    progress=False)
-    return str(out), summary
 
 
 @pytest.mark.slow

@@ -4,6 +4,7 @@ Library modules are imported inside the commands: MXNet must not be loaded
 before ``--threads`` has been applied, and ``vgg --help`` stays fast.
 """
 import json
+import os
 import sys
 
 import click
@@ -364,6 +365,163 @@ def recipe_plan(name, data, runs, devices):
     click.echo(" -> ".join(step[0] for step in steps))
     for number, (step, description, command) in enumerate(steps, 1):
         click.echo("\n# %d. %s: %s\n%s" % (number, step, description, command))
+
+
+class ScalesType(click.ParamType):
+    """'256,384,512': positive integers separated by commas."""
+
+    name = "Q[,Q...]"
+
+    def convert(self, value, param, ctx):
+        from .evaluate import parse_scales
+        try:
+            return parse_scales(value)
+        except VggError as err:
+            self.fail(str(err), param, ctx)
+
+
+class DevicesType(click.ParamType):
+    """'cpu', 'cpu:0,1', 'gpu:0-3'."""
+
+    name = "DEVICES"
+
+    def convert(self, value, param, ctx):
+        from .devices import parse_devices
+        try:
+            return parse_devices(value)
+        except VggError as err:
+            self.fail(str(err), param, ctx)
+
+
+def load_net_for_inference(net_name, params, devices):
+    """(net, contexts): the net described by the params file (``--net`` must agree)."""
+    from .devices import contexts
+    from .models import get_model, load_model, load_params, read_params
+
+    ctx = contexts(devices)
+    arrays, meta = read_params(params)
+    if meta:
+        net = load_model(params, ctx=ctx)
+        if net_name and net_name != net.config:
+            raise VggError("params file %s holds net %s, but --net is %s"
+                           % (params, net.config, net_name))
+        return net, ctx
+    if not net_name:
+        raise VggError("params file %s does not say which net it holds: give --net" % params)
+    classes = arrays["fc8.weight"].shape[0] if "fc8.weight" in arrays else 1000
+    net = get_model(net_name, classes=classes)
+    load_params(net, params, ctx=ctx)
+    net.file_meta = {}
+    return net, ctx
+
+
+def _mean_option(text):
+    if text is None:
+        return None
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        values = []
+    if len(values) != 3:
+        raise VggError("--mean must be three numbers R,G,B, got %r" % text)
+    return values
+
+
+@cli.command("eval")
+@click.option("--net", "net_name", type=NET, default=None,
+              help="Configuration (checked against the params file's own description).")
+@click.option("--params", required=True, type=click.Path(dir_okay=False),
+              help="Weights (from vgg train or vgg convert).")
+@click.option("--data", type=click.Path(dir_okay=False), default=None,
+              help="Labelled records to evaluate (e.g. data/imagenet/val.rec).")
+@click.option("--images", type=click.Path(file_okay=False), default=None,
+              help="A folder of unlabelled images: print each one's top-5 classes.")
+@click.option("--scales", type=ScalesType(), default=None,
+              help="Test scales Q (smaller image side), e.g. 256,384,512. Default: the "
+                   "training scale S, or 384 for jittered S.")
+@click.option("--mode", type=click.Choice(["dense", "multicrop", "both"]), default="dense",
+              show_default=True, help="Dense (fully convolutional) testing, 50 crops per "
+                                      "scale, or both averaged.")
+@click.option("--no-flip", is_flag=True, help="Do not average in horizontally flipped images.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True,
+              help="Images (dense) or crops (multicrop) per forward pass.")
+@click.option("--devices", type=DevicesType(), default="cpu", show_default=True,
+              help="cpu, cpu:0,1 or gpu:0-3.")
+@click.option("--mean", default=None, help="Mean R,G,B to subtract (default: from the "
+                                           "params file).")
+@click.option("--limit", type=click.IntRange(min=1), default=None,
+              help="Only the first N records.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Output folder (scores.npy, labels.npy, ids.txt, report.json, report.md).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def eval_command(net_name, params, data, images, scales, mode, no_flip, batch_size, devices,
+                 mean, limit, out_dir, quiet):
+    """Test a network as the paper does (§3.2): dense, multi-crop, multi-scale.
+
+    Prints top-1/top-5 error and writes posteriors that any numpy user can
+    load. With --images instead of --data, prints each image's top-5 classes.
+
+    \b
+    Example:
+        vgg eval --params runs/D-jitter/best.params --data data/imagenet/val.rec \\
+            --scales 256,384,512 --mode both --devices gpu:0 --out eval/D
+        vgg eval --params runs/D-jitter/best.params --images ~/photos
+    """
+    from .data import Scale
+    from .evaluate import evaluate, predict_folder
+
+    if bool(data) == bool(images):
+        raise click.UsageError("give exactly one of --data and --images")
+    if data and not out_dir:
+        raise click.UsageError("--out is required with --data")
+    net, ctx = load_net_for_inference(net_name, params, devices)
+    meta = net.file_meta
+    mean_rgb = _mean_option(mean) or meta.get("mean_rgb")
+    if mean_rgb is None:
+        raise VggError("params file %s has no mean RGB: give --mean R,G,B" % params)
+    if scales is None:
+        if not meta.get("train_scale"):
+            raise VggError("params file %s does not record its training scale: give --scales"
+                           % params)
+        scales = [Scale.parse(meta["train_scale"]).test_scale]
+    if images:
+        names = meta.get("class_names") or None
+        for result in predict_folder(net, images, scales, mean_rgb, names, ctx=ctx,
+                                     flip=not no_flip):
+            if "error" in result:
+                click.echo("%s: skipped (%s)" % (result["path"], result["error"]))
+                continue
+            click.echo("%s: %s" % (result["path"], "; ".join(
+                "%s %.3f" % (name, p) for _, name, p in result["top"])))
+        return
+    report = evaluate(net, data, out_dir, scales, mode=mode, flip=not no_flip,
+                      batch_size=batch_size, ctx=ctx, mean_rgb=mean_rgb, limit=limit,
+                      progress=not quiet)
+    with open(os.path.join(out_dir, "report.md")) as f:
+        click.echo(f.read().rstrip())
+    click.echo("top-1 error %.2f%%, top-5 error %.2f%% (%.1f images/s); written to %s"
+               % (100 * report["top1_error"], 100 * report["top5_error"],
+                  report["images_per_second"] or 0, out_dir))
+
+
+@cli.command()
+@click.argument("folders", nargs=-1, required=True, type=click.Path(file_okay=False))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Output folder, in the same format as vgg eval's.")
+def fuse(folders, out_dir):
+    """Fuse networks by averaging their soft-max posteriors (§4.4, Table 6).
+
+    FOLDERS are vgg eval outputs on the same images.
+
+    \b
+    Example:
+        vgg fuse eval/D eval/E --out eval/D+E
+    """
+    from .evaluate import fuse as fuse_scores
+
+    fuse_scores(list(folders), out_dir)
+    with open(os.path.join(out_dir, "report.md")) as f:
+        click.echo(f.read().rstrip())
 
 
 def main():

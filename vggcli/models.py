@@ -323,4 +323,5 @@ def load_model(path, ctx=None, **overrides):
     knobs = {k: meta[k] for k in ("classes", "width_mult", "fc_width", "crop_size") if k in meta}
     net = get_model(meta["net"], **dict(knobs, **overrides))
     _set_params(net, path, arrays, meta, ctx)
+    net.file_meta = meta  # preprocessing, training scale, class names (if saved)
     return net

@@ -261,9 +261,20 @@ def save_checkpoint(run, epoch, batch, meter_sums=None):
                  log_bytes=run["log"].tell(), best_val_top1_err=run["best"],
                  num_update=run["trainer"]._optimizer.num_update)
     return checkpoint.save(run["checkpoints"], epoch, batch,
-                           lambda path: save_params(run["net"], path),
+                           lambda path: save_params(run["net"], path, run["weights_meta"]),
                            lambda path: save_optimizer(run["trainer"], run["net"], path),
                            state, keep=run["cfg"]["keep"])
+
+
+def weights_meta(cfg, manifest):
+    """What evaluation needs besides the weights: preprocessing, training scale, class names."""
+    names = []
+    synsets = os.path.join(cfg["data"], "synsets.txt")
+    if os.path.isfile(synsets):
+        with open(synsets) as f:
+            names = [line.strip() for line in f if line.strip()]
+    return dict(mean_rgb=list(manifest["mean_rgb"]), train_scale=cfg["scale"],
+                class_names=names)
 
 
 def _progress_factory(enabled):
@@ -361,13 +372,18 @@ def train(cfg, meta=None, resume=False, progress=True, kvstore_factory=None):
                train_batches=train_batches, log=log, checkpoints=ckpt_root,
                schedule=schedule, progress=_progress_factory(progress),
                iteration=found[1]["iteration"] if found else 0,
-               best=found[1]["best_val_top1_err"] if found else None)
+               best=found[1]["best_val_top1_err"] if found else None,
+               weights_meta=weights_meta(cfg, manifest))
     epoch, batch = (found[1]["epoch"], found[1]["batch"]) if found else (0, 0)
     meter_state = found[1]["meter"] if found else None
     if not found:
         log.write(event="start", time=time.time(), kvstore=kv_name,
                   devices=[str(c) for c in ctx], train_images=len(train_batches.order(0)),
                   config=cfg)
+    print("%s net %s on %s (kvstore %s): %d training / %d val images, batch %d, lr %g%s" % (
+        "resuming" if found else "training", cfg["net"], ", ".join(str(c) for c in ctx), kv_name,
+        train_batches.size, len(val_loader._dataset), cfg["batch_size"], schedule.lr,
+        ", from epoch %d batch %d" % (epoch + 1, batch) if found else ""), flush=True)
     started = time.time()
     try:
         while epoch < cfg["epochs"] and not schedule.finished:
@@ -379,7 +395,7 @@ def train(cfg, meta=None, resume=False, progress=True, kvstore_factory=None):
             event = schedule.step(1 - val_metrics["top1_err"])
             if run["best"] is None or val_metrics["top1_err"] < run["best"]:
                 run["best"] = val_metrics["top1_err"]
-                save_params(net, os.path.join(out, "best.params"))
+                save_params(net, os.path.join(out, "best.params"), run["weights_meta"])
             seconds = time.time() - epoch_start
             log.write(event="epoch", epoch=epoch + 1, iteration=run["iteration"], lr=lr,
                       schedule=event, seconds=seconds, time=time.time(),
@@ -399,7 +415,7 @@ def train(cfg, meta=None, resume=False, progress=True, kvstore_factory=None):
             plot_training_curves(os.path.join(out, "log.jsonl"), os.path.join(out, "curves.png"))
         except Exception as err:  # a plot must never cost a training run
             print("warning: no training-curve plot: %s" % err, file=sys.stderr)
-    save_params(net, os.path.join(out, "final.params"))
+    save_params(net, os.path.join(out, "final.params"), run["weights_meta"])
     mx.nd.waitall()
     return dict(epochs=epoch, iterations=run["iteration"], best_val_top1_err=run["best"],
                 seconds=time.time() - started, out=out, finished=schedule.finished)

@@ -1,0 +1,372 @@
+"""``vgg eval`` and ``vgg fuse``: the paper's testing (§3.2, §4.2-4.4).
+
+For each test scale Q the image is rescaled isotropically so its shorter side
+is Q, then
+- dense: the fully convolutional net runs on the whole image; the class score
+  map is averaged spatially, passed through soft-max, and averaged with the
+  horizontally flipped image's posterior;
+- multi-crop: a regular 5x5 grid of crops (the crop size, 224), each also
+  flipped: 50 crops per scale, their posteriors averaged;
+- both: the dense and multi-crop posteriors averaged.
+Several scales: posteriors averaged over Q. Fusion averages nets' posteriors.
+
+Output folder: ``scores.npy`` (N x classes float32 posteriors, record order),
+``labels.npy``, ``ids.txt``, per-scale/per-mode ``scores-<mode>-Q<q>.npy``,
+``report.json`` (top1_error/top5_error as fractions, settings, images/s) and
+``report.md`` (rows shaped like the paper's Tables 3-6).
+"""
+import json
+import os
+import shutil
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from .errors import VggError
+
+MODES = ("dense", "multicrop", "both")
+GRID = 5
+
+
+def topk_errors(scores, labels, ks=(1, 5)):
+    """{k: fraction of images whose label is not among the k highest scores}."""
+    scores = np.asarray(scores)
+    labels = np.asarray(labels).astype(np.int64)
+    out = {}
+    for k in ks:
+        k_eff = min(k, scores.shape[1])
+        top = np.argpartition(-scores, k_eff - 1, axis=1)[:, :k_eff]
+        out[k] = float(1.0 - (top == labels[:, None]).any(axis=1).mean())
+    return out
+
+
+def errors_of_mean(arrays, labels, out=None, chunk=4096):
+    """Top-1/top-5 errors of the mean of ``arrays`` (N x classes each), computed in
+    chunks so memory-mapped score files never need to fit in memory; the mean is
+    written to ``out`` when given."""
+    wrong = {1: 0.0, 5: 0.0}
+    count = len(labels)
+    for start in range(0, count, chunk):
+        mean = np.mean([a[start:start + chunk] for a in arrays], axis=0)
+        if out is not None:
+            out[start:start + chunk] = mean
+        part = topk_errors(mean, labels[start:start + chunk])
+        for k in wrong:
+            wrong[k] += part[k] * len(mean)
+    return {k: v / max(count, 1) for k, v in wrong.items()}
+
+
+def grid_positions(length, crop, count=GRID):
+    """``count`` evenly spaced crop starts from 0 to length - crop (inclusive)."""
+    if length < crop:
+        raise VggError("image side %d is smaller than the %d crop" % (length, crop))
+    return [int(round(i * (length - crop) / (count - 1))) for i in range(count)]
+
+
+def grid_crops(image, crop, flip=True):
+    """The 5x5 grid of crops of an HxWxC image, row by row (top to bottom, left to
+    right within a row), then, with ``flip``, the same 25 crops mirrored in the
+    same order: crops[25 + i] == crops[i][:, ::-1]."""
+    h, w = image.shape[:2]
+    crops = [image[top:top + crop, left:left + crop]
+             for top in grid_positions(h, crop) for left in grid_positions(w, crop)]
+    if flip:
+        crops += [c[:, ::-1] for c in crops]
+    return np.stack(crops)
+
+
+def softmax(x, axis=1):
+    x = x - x.max(axis=axis, keepdims=True)
+    e = np.exp(x)
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def parse_scales(text):
+    """'256,384,512' -> [256, 384, 512]; VggError unless positive integers."""
+    try:
+        scales = [int(part) for part in str(text).split(",") if part.strip()]
+    except ValueError:
+        raise VggError("scales must be positive integers separated by commas, got %r"
+                       % (text,)) from None
+    if not scales or any(q <= 0 for q in scales):
+        raise VggError("scales must be positive integers separated by commas, got %r"
+                       % (text,))
+    return scales
+
+
+class Evaluator:
+    """Posteriors of one net for images, per scale and mode (dense / multicrop)."""
+
+    def __init__(self, net, mean_rgb, ctx, batch_size=32, flip=True):
+        import mxnet as mx  # noqa: F401
+
+        from .models import dense_form
+        self.net, self.ctx, self.batch_size, self.flip = net, ctx, batch_size, flip
+        self.crop = net.knobs["crop_size"]
+        self.mean = np.asarray(mean_rgb, dtype=np.float32).reshape(1, 1, 1, 3)
+        self.dense = dense_form(net)
+        self.dense.hybridize()
+        net.hybridize(static_alloc=True)
+
+    def _run(self, block, batch):
+        """Logits of an NHWC uint8/float batch, split across the devices."""
+        import mxnet as mx
+        from mxnet import gluon
+        x = mx.nd.array((batch.astype(np.float32) - self.mean).transpose(0, 3, 1, 2))
+        parts = gluon.utils.split_and_load(x, self.ctx, even_split=False)
+        return np.concatenate([block(p).asnumpy() for p in parts])
+
+    def dense_posteriors(self, images):
+        """Same-shape HxWx3 images -> (N, classes) posteriors (flip averaged)."""
+        images = np.stack(images)
+        batch = np.concatenate([images, images[:, :, ::-1]]) if self.flip else images
+        out = []
+        for start in range(0, len(batch), self.batch_size):
+            scores = self._run(self.dense, batch[start:start + self.batch_size])
+            out.append(softmax(scores.mean(axis=(2, 3))))
+        posteriors = np.concatenate(out)
+        if self.flip:
+            n = len(images)
+            return (posteriors[:n] + posteriors[n:]) / 2
+        return posteriors
+
+    def multicrop_posteriors(self, images):
+        """Images -> (N, classes): each image's mean posterior over its 50 (or 25) grid
+        crops; crops of several images share forward passes."""
+        crops = np.concatenate([grid_crops(image, self.crop, flip=self.flip)
+                                for image in images])
+        out = [softmax(self._run(self.net, crops[s:s + self.batch_size]))
+               for s in range(0, len(crops), self.batch_size)]
+        return np.concatenate(out).reshape(len(images), -1, out[0].shape[1]).mean(axis=1)
+
+
+def _record_ids(rec_path, count):
+    lst = os.path.splitext(rec_path)[0] + ".lst"
+    if os.path.isfile(lst):
+        with open(lst) as f:
+            ids = [line.rstrip("\n").split("\t", 2)[2] for line in f if line.strip()]
+        if len(ids) == count:
+            return ids
+    return [str(i) for i in range(count)]
+
+
+def evaluate(net, data, out_dir, scales, mode="dense", flip=True, batch_size=32, ctx=None,
+             mean_rgb=None, limit=None, progress=True, workers=None):
+    """Evaluate ``net`` on the records of ``data`` (a .rec) and write ``out_dir``.
+
+    Returns the report dict.
+    """
+    import mxnet as mx
+    from tqdm import tqdm
+
+    from ._env import available_cores
+    from .data import RecordImages, rescale_shorter_side
+
+    if mode not in MODES:
+        raise VggError("mode must be one of %s, got %r" % (", ".join(MODES), mode))
+    crop = net.knobs["crop_size"]
+    small = [q for q in scales if q < crop]
+    if small:
+        raise VggError("scale%s %s smaller than the %d crop: dense and multi-crop testing "
+                       "need Q >= %d" % ("s" if len(small) > 1 else "",
+                                         ",".join(map(str, small)), crop, crop))
+    if mean_rgb is None:
+        raise VggError("no mean RGB for preprocessing: the params file has none; give --mean")
+    images = RecordImages(data)
+    count = len(images) if limit is None else min(limit, len(images))
+    ids = _record_ids(data, len(images))[:count]
+    evaluator = Evaluator(net, mean_rgb, ctx or [mx.cpu()], batch_size=batch_size, flip=flip)
+    modes = ("dense", "multicrop") if mode == "both" else (mode,)
+    tmp = out_dir.rstrip("/") + ".tmp-%d" % os.getpid()
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    classes = net.knobs["classes"]
+    parts = {(m, q): np.lib.format.open_memmap(os.path.join(tmp, "scores-%s-Q%d.npy" % (m, q)),
+                                                mode="w+", dtype=np.float32,
+                                                shape=(count, classes))
+             for m in modes for q in scales}
+    labels = np.zeros(count, dtype=np.int64)
+    window = max(batch_size, 64)
+    started = time.time()
+    bar = tqdm(total=count, desc="eval", unit="img", disable=not progress, leave=False)
+    pool = ThreadPoolExecutor(workers or available_cores())
+    try:
+        for start in range(0, count, window):
+            positions = range(start, min(count, start + window))
+            decoded = list(pool.map(images.image, positions))
+            labels[start:start + len(decoded)] = [label for _, label in decoded]
+            for q in scales:
+                resized = list(pool.map(lambda d, q=q: rescale_shorter_side(d[0], q), decoded))
+                if "dense" in modes:  # same-shape images share a batch
+                    groups = {}
+                    for i, image in enumerate(resized):
+                        groups.setdefault(image.shape, []).append(i)
+                    for members in groups.values():
+                        posteriors = evaluator.dense_posteriors([resized[i] for i in members])
+                        for i, row in zip(members, posteriors):
+                            parts["dense", q][start + i] = row
+                if "multicrop" in modes:
+                    step = max(1, evaluator.batch_size // 10)
+                    for i in range(0, len(resized), step):
+                        parts["multicrop", q][start + i:start + i + step] = \
+                            evaluator.multicrop_posteriors(resized[i:i + step])
+            bar.update(len(decoded))
+    finally:
+        bar.close()
+        pool.shutdown()
+    seconds = time.time() - started
+    final = np.lib.format.open_memmap(os.path.join(tmp, "scores.npy"), mode="w+",
+                                      dtype=np.float32, shape=(count, classes))
+    rows = []
+    for m in modes:
+        for q in scales:
+            errors = errors_of_mean([parts[m, q]], labels)
+            rows.append(dict(mode=m, scales=[q], top1_error=errors[1], top5_error=errors[5]))
+        if len(scales) > 1:
+            errors = errors_of_mean([parts[m, q] for q in scales], labels)
+            rows.append(dict(mode=m, scales=scales, top1_error=errors[1],
+                             top5_error=errors[5]))
+    # dense and multi-crop weigh equally, as do the scales
+    errors = errors_of_mean([parts[key] for key in parts], labels, out=final)
+    if mode == "both":
+        rows.append(dict(mode=mode, scales=scales, top1_error=errors[1], top5_error=errors[5]))
+    for array in list(parts.values()) + [final]:
+        array.flush()
+    del parts, final
+    np.save(os.path.join(tmp, "labels.npy"), labels)
+    with open(os.path.join(tmp, "ids.txt"), "w") as f:
+        f.write("".join(i + "\n" for i in ids))
+    meta = getattr(net, "file_meta", {}) or {}
+    report = dict(net=net.config, train_scale=meta.get("train_scale"), data=data,
+                  images=count, scales=scales, mode=mode, flip=flip, crop_size=crop,
+                  top1_error=errors[1], top5_error=errors[5], rows=rows,
+                  images_per_second=count / seconds if seconds > 0 else None,
+                  seconds=seconds)
+    _write_reports(tmp, report, title="vgg eval: net %s" % net.config)
+    if os.path.exists(out_dir):
+        shutil.rmtree(out_dir)
+    os.replace(tmp, out_dir)
+    return report
+
+
+def _scale_label(scales):
+    return ",".join(str(q) for q in scales)
+
+
+def _write_reports(folder, report, title):
+    from .tables import markdown_table
+    with open(os.path.join(folder, "report.json"), "w") as f:
+        json.dump(report, f, indent=1)
+    table = markdown_table(
+        ["ConvNet config.", "train (S)", "test (Q)", "mode", "top-1 val. error (%)",
+         "top-5 val. error (%)"],
+        [[report["net"], report.get("train_scale") or "?", _scale_label(r["scales"]),
+          r["mode"] + ("" if report.get("flip", True) else ", no flip"),
+          "%.1f" % (100 * r["top1_error"]), "%.1f" % (100 * r["top5_error"])]
+         for r in report["rows"]])
+    with open(os.path.join(folder, "report.md"), "w") as f:
+        f.write("# %s\n\n%d images, %s.\n\n%s\n" % (
+            title, report["images"], report.get("data") or "", table))
+
+
+def load_scores(folder):
+    """(scores memmap, labels, ids, report) of an eval output folder."""
+    paths = {name: os.path.join(folder, name) for name in
+             ("scores.npy", "labels.npy", "ids.txt", "report.json")}
+    for path in paths.values():
+        if not os.path.isfile(path):
+            raise VggError("%s is not an eval output folder: %s is missing" % (folder, path))
+    scores = np.load(paths["scores.npy"], mmap_mode="r")
+    labels = np.load(paths["labels.npy"])
+    with open(paths["ids.txt"]) as f:
+        ids = f.read().splitlines()
+    with open(paths["report.json"]) as f:
+        report = json.load(f)
+    if scores.shape[0] != len(labels) or len(ids) != len(labels):
+        raise VggError("%s is inconsistent: %d scores, %d labels, %d ids"
+                       % (folder, scores.shape[0], len(labels), len(ids)))
+    return scores, labels, ids, report
+
+
+def fuse(folders, out_dir):
+    """Average the posteriors of several eval outputs (paper §4.4); returns the report."""
+    if len(folders) < 2:
+        raise VggError("fuse needs at least two eval output folders")
+    loaded = [load_scores(f) for f in folders]
+    scores0, labels0, ids0, _ = loaded[0]
+    for folder, (scores, labels, ids, _) in zip(folders[1:], loaded[1:]):
+        if ids != ids0:
+            raise VggError("%s and %s were evaluated on different images (ids differ)"
+                           % (folders[0], folder))
+        if not np.array_equal(labels, labels0):
+            raise VggError("%s and %s disagree on the labels of the same images"
+                           % (folders[0], folder))
+        if scores.shape != scores0.shape:
+            raise VggError("%s has %d classes, %s has %d" % (folders[0], scores0.shape[1],
+                                                              folder, scores.shape[1]))
+    tmp = out_dir.rstrip("/") + ".tmp-%d" % os.getpid()
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    fused = np.lib.format.open_memmap(os.path.join(tmp, "scores.npy"), mode="w+",
+                                      dtype=np.float32, shape=scores0.shape)
+    errors = errors_of_mean([scores for scores, _, _, _ in loaded], labels0, out=fused)
+    fused.flush()
+    np.save(os.path.join(tmp, "labels.npy"), labels0)
+    with open(os.path.join(tmp, "ids.txt"), "w") as f:
+        f.write("".join(i + "\n" for i in ids0))
+    members = [r for _, _, _, r in loaded]
+    rows = [dict(mode=r["mode"], scales=r["scales"], top1_error=r["top1_error"],
+                 top5_error=r["top5_error"], net=r["net"]) for r in members]
+    rows.append(dict(mode="fusion", scales=sorted({q for r in members for q in r["scales"]}),
+                     top1_error=errors[1], top5_error=errors[5],
+                     net=" & ".join(r["net"] for r in members)))
+    report = dict(net=" & ".join(r["net"] for r in members), members=list(folders),
+                  images=len(labels0), scales=rows[-1]["scales"], mode="fusion",
+                  top1_error=errors[1], top5_error=errors[5], rows=rows, data=None)
+    from .tables import markdown_table
+    with open(os.path.join(tmp, "report.json"), "w") as f:
+        json.dump(report, f, indent=1)
+    table = markdown_table(["Combined ConvNet models", "test (Q)", "mode", "top-1 val. error (%)",
+                            "top-5 val. error (%)"],
+                           [[r["net"], _scale_label(r["scales"]), r["mode"],
+                             "%.1f" % (100 * r["top1_error"]), "%.1f" % (100 * r["top5_error"])]
+                            for r in rows])
+    with open(os.path.join(tmp, "report.md"), "w") as f:
+        f.write("# vgg fuse (Table 6 shape)\n\n%d images.\n\n%s\n" % (len(labels0), table))
+    if os.path.exists(out_dir):
+        shutil.rmtree(out_dir)
+    os.replace(tmp, out_dir)
+    return report
+
+
+def predict_folder(net, folder, scales, mean_rgb, class_names=None, ctx=None, top=5,
+                   flip=True):
+    """Top-``top`` classes of every image in ``folder`` (dense, multi-scale)."""
+    import cv2
+    import mxnet as mx
+
+    from .data import rescale_shorter_side
+    from data_tools.sources import IMAGE_EXTENSIONS
+
+    if not os.path.isdir(folder):
+        raise VggError("image folder %s does not exist" % folder)
+    paths = sorted(os.path.join(folder, n) for n in os.listdir(folder)
+                   if n.lower().endswith(IMAGE_EXTENSIONS))
+    if not paths:
+        raise VggError("no images in %s" % folder)
+    evaluator = Evaluator(net, mean_rgb, ctx or [mx.cpu()], flip=flip)
+    results = []
+    for path in paths:
+        image = cv2.imread(path, cv2.IMREAD_COLOR)
+        if image is None:
+            results.append(dict(path=path, error="cannot decode"))
+            continue
+        image = image[:, :, ::-1]
+        posterior = np.mean([evaluator.dense_posteriors([rescale_shorter_side(image, q)])[0]
+                             for q in scales], axis=0)
+        best = np.argsort(-posterior)[:top]
+        results.append(dict(path=path, top=[
+            (int(c), class_names[c] if class_names and c < len(class_names) else str(c),
+             float(posterior[c])) for c in best]))
+    return results
