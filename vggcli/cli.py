@@ -524,6 +524,89 @@ def fuse(folders, out_dir):
         click.echo(f.read().rstrip())
 
 
+@cli.command()
+@click.option("--net", "net_names", type=NET, multiple=True,
+              help="Configuration of each --params (optional: files describe their net).")
+@click.option("--params", "params_files", required=True, multiple=True,
+              type=click.Path(dir_okay=False),
+              help="Weights; repeat to stack several nets' descriptors (e.g. D and E).")
+@click.option("--layer", default="fc7", show_default=True,
+              help="Tap: fc7 (the paper), fc6, fc8, pool5, conv5_3, ...")
+@click.option("--scales", type=ScalesType(), default="256,384,512", show_default=True,
+              help="Test scales Q.")
+@click.option("--aggregate", type=click.Choice(["mean", "stack"]), default="mean",
+              show_default=True, help="Average the scales' descriptors or concatenate them.")
+@click.option("--no-flip", is_flag=True, help="Do not average in the flipped image.")
+@click.option("--no-l2", is_flag=True, help="Skip the final L2 normalisation.")
+@click.option("--images", type=click.Path(file_okay=False), default=None,
+              help="A folder of images (class sub-folders give labels).")
+@click.option("--data", type=click.Path(dir_okay=False), default=None,
+              help="Labelled records (.rec) instead of --images.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
+@click.option("--devices", type=DevicesType(), default="cpu", show_default=True)
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
+              help="Output .npz: features, labels, ids, skipped_ids, info.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def features(net_names, params_files, layer, scales, aggregate, no_flip, no_l2, images, data,
+             batch_size, devices, out_path, quiet):
+    """Very deep features for other datasets (Appendix B): dense, pooled, flip-averaged,
+    multi-scale, L2-normalised descriptors of a named layer.
+
+    \b
+    Example:
+        vgg features --params D.params --params E.params --layer fc7 \\
+            --scales 256,384,512 --aggregate stack --images ~/caltech101 --out c101.npz
+    """
+    from .features import extract
+
+    if net_names and len(net_names) != len(params_files):
+        raise click.UsageError("give --net once per --params, or not at all")
+    nets, means, ctx = [], [], None
+    for index, params in enumerate(params_files):
+        net, ctx = load_net_for_inference(net_names[index] if net_names else None, params,
+                                          devices)
+        if not net.file_meta.get("mean_rgb"):
+            raise VggError("params file %s has no mean RGB (convert it with vgg convert)"
+                           % params)
+        nets.append(net)
+        means.append(net.file_meta["mean_rgb"])
+    info = extract(nets, layer, scales, out_path, images=images, data=data,
+                   aggregate=aggregate, flip=not no_flip, l2=not no_l2,
+                   batch_size=batch_size, ctx=ctx, means=means, progress=not quiet)
+    for bad in info["skipped_list"]:
+        click.echo("skipped %s: %s" % (bad["id"], bad["reason"]), err=True)
+    click.echo("%d descriptors of %d dimensions (%s, Q=%s, %s) in %s; %d skipped; %.1f/s"
+               % (info["images"], info["dims"], layer, ",".join(map(str, scales)), aggregate,
+                  info["path"], info["skipped"], info["descriptors_per_second"] or 0))
+
+
+@cli.command()
+@click.option("--train", "train_path", required=True, type=click.Path(dir_okay=False),
+              help="Features of the training images (vgg features).")
+@click.option("--test", "test_path", required=True, type=click.Path(dir_okay=False),
+              help="Features of the test images.")
+@click.option("--metric", type=click.Choice(["accuracy", "mean-recall", "map"]),
+              default="accuracy", show_default=True,
+              help="mean-recall: Caltech's mean class recall; map: VOC's mean AP.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Folder for classifier.npz, report.json, report.md.")
+def transfer(train_path, test_path, metric, out_dir):
+    """Train a linear SVM on deep features and score it (Appendix B, Table 11).
+
+    C is chosen by cross-validation on the training features.
+
+    \b
+    Example:
+        vgg transfer --train c101-train.npz --test c101-test.npz --metric mean-recall
+    """
+    from .features import transfer as run_transfer
+
+    report = run_transfer(train_path, test_path, metric=metric, out_dir=out_dir)
+    click.echo("%s: %.4f (linear SVM, C=%g, %d train / %d test images, %d-D)" % (
+        metric, report["value"], report["C"], report["train_images"], report["test_images"],
+        report["dims"]))
+
+
 def main():
     cli(prog_name="vgg")
 
