@@ -34,7 +34,10 @@ setup(
     extras_require={
         "cpu": ["mxnet==1.9.1"],
         "cu112": ["mxnet-cu112==1.9.1"],
-        "test": ["pytest>=7", "ruff"],
+        # optional readers/writers: torchvision .pth files, ONNX export
+        "torch": ["torch==2.13.0"],
+        "onnx": ["onnx>=1.15,<1.19", "onnxruntime"],  # onnx 1.19+ lacks onnx.mapping
+        "test": ["pytest>=7", "ruff", "torch==2.13.0", "onnx>=1.15,<1.19", "onnxruntime"],
     },
     # recipes/ ships beside the package (vggcli.recipes.recipes_dir finds it)
     data_files=[("share/vgg/recipes", sorted(glob.glob("recipes/*.yaml")))],

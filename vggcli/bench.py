@@ -42,7 +42,8 @@ def _row(figure, ours, peer, peer_name, target, unit, higher_is_better=True, not
 def bench_inference(batch=4, repeats=5):
     """VGG-D fp32 inference, ours vs GluonCV's model-zoo vgg16."""
     import mxnet as mx
-    from gluoncv.model_zoo import get_model as gcv_get_model
+    from ._compat import gluoncv_model_zoo
+    gcv_get_model = gluoncv_model_zoo().get_model
 
     from vggcli import models
 
@@ -177,7 +178,8 @@ def _train_step_rate(net, batch, repeats):
 def bench_training(batch=16, repeats=3):
     """VGG-D training step (forward, backward, SGD), ours vs GluonCV vgg16, same trainer."""
     import mxnet as mx
-    from gluoncv.model_zoo import get_model as gcv_get_model
+    from ._compat import gluoncv_model_zoo
+    gcv_get_model = gluoncv_model_zoo().get_model
 
     from vggcli import models
 
