@@ -660,8 +660,55 @@ def export(net_name, params, fmt, dense, input_size, prefix):
         click.echo(path)
 
 
+@cli.command(context_settings={"ignore_unknown_options": True})
+@click.option("-n", "--workers", type=click.IntRange(min=1), required=True,
+              help="Worker processes (each trains on its shard of the records).")
+@click.option("-s", "--servers", type=click.IntRange(min=1), default=None,
+              help="Parameter-server processes. Default: as many as workers.")
+@click.option("--launcher", type=click.Choice(["local", "ssh"]), default="local",
+              show_default=True, help="local: this machine, loopback only; ssh: --hosts.")
+@click.option("--hosts", "hosts_file", type=click.Path(dir_okay=False), default=None,
+              help="Host file for --launcher ssh, one host per line.")
+@click.option("--interface", default=None,
+              help="Network interface for ps-lite with ssh (e.g. eth0).")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED, required=True)
+def launch(workers, servers, launcher, hosts_file, interface, command):
+    """Run a training job on MXNet's distributed KVStore (ps-lite dist_sync).
+
+    Starts the scheduler, servers and workers, prefixes each one's output with
+    its rank, and stops the whole job (non-zero exit) as soon as any process
+    fails. In local mode everything listens on 127.0.0.1 only.
+
+    \b
+    Example:
+        vgg launch -n 2 -s 1 -- vgg train --kvstore dist_sync --net A \\
+            --data data/imagenet --out runs/A-dist
+        vgg launch -n 4 --launcher ssh --hosts hosts.txt --interface eth0 -- \\
+            vgg train --kvstore dist_device_sync --devices gpu:0-3 ...
+    """
+    from .launch import launch as run_launch
+
+    run_launch(list(command), workers, servers=servers, launcher=launcher,
+               hosts_file=hosts_file, interface=interface)
+
+
 def main():
-    cli(prog_name="vgg")
+    try:
+        cli(prog_name="vgg")
+    except BaseException as exit_or_error:
+        if os.environ.get("DMLC_ROLE") == "worker":
+            # NOTE: a failed ps-lite worker would block forever at interpreter exit
+            # (ps::Finalize waits for every node); leave at once so the launcher
+            # sees the failure and stops the job.
+            code = getattr(exit_or_error, "code", 1)
+            if code not in (0, None):
+                if not isinstance(exit_or_error, SystemExit):
+                    import traceback
+                    traceback.print_exc()
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code if isinstance(code, int) else 1)
+        raise
 
 
 if __name__ == "__main__":

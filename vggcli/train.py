@@ -179,7 +179,7 @@ class Log:
 
     def __init__(self, path, resume_bytes=None):
         self.path = path
-        if resume_bytes is not None and os.path.exists(path):
+        if resume_bytes is not None and path != os.devnull and os.path.exists(path):
             with open(path, "r+") as f:
                 f.truncate(resume_bytes)
         self.file = open(path, "a")
@@ -210,7 +210,8 @@ def train_one_epoch(run, epoch, start_batch, meter_state=None):
     meter = Meter(meter_state)
     interval = Meter()
     every = cfg["checkpoint_every"]
-    mx.random.seed(_dropout_seed(cfg["seed"], epoch, start_batch), ctx="all")
+    seed = cfg["seed"] + 1000003 * run["rank"]  # workers draw different dropout masks
+    mx.random.seed(_dropout_seed(seed, epoch, start_batch), ctx="all")
     bar = run["progress"](len(batches) * cfg["batch_size"], start_batch * cfg["batch_size"],
                           "epoch %d/%d" % (epoch + 1, cfg["epochs"]))
     tick, batch = time.time(), start_batch
@@ -222,7 +223,7 @@ def train_one_epoch(run, epoch, start_batch, meter_state=None):
                 outputs = [net(to_network_input(c, o)) for c, o in zip(parts[0], parts[1])]
                 losses = [run["loss_fn"](out, lab) for out, lab in zip(outputs, parts[2])]
             autograd.backward(losses)
-            trainer.step(labels.shape[0])
+            trainer.step(labels.shape[0] * run["workers"])  # the global batch
             counts = _forward_counts(outputs, parts[2], run["loss_fn"])
             loss_sum = sum(loss.sum().asscalar() for loss in losses)
             if not math.isfinite(loss_sum):
@@ -248,7 +249,7 @@ def train_one_epoch(run, epoch, start_batch, meter_state=None):
                 interval, tick = Meter(), time.time()
             if every and run["iteration"] % every == 0 and batch + 1 < len(batches):
                 save_checkpoint(run, epoch, batch + 1, meter.sums)
-                mx.random.seed(_dropout_seed(cfg["seed"], epoch, batch + 1), ctx="all")
+                mx.random.seed(_dropout_seed(seed, epoch, batch + 1), ctx="all")
     finally:
         bar.close()
     return meter.result()
@@ -256,6 +257,8 @@ def train_one_epoch(run, epoch, start_batch, meter_state=None):
 
 def save_checkpoint(run, epoch, batch, meter_sums=None):
     from .models import save_params
+    if not run["writer"]:
+        return None
     state = dict(epoch=epoch, batch=batch, iteration=run["iteration"],
                  schedule=run["schedule"].state_dict(), meter=meter_sums,
                  log_bytes=run["log"].tell(), best_val_top1_err=run["best"],
@@ -309,11 +312,29 @@ def read_config(out_dir):
     return validate({k: v for k, v in saved.items() if k in FIELDS}, where=path), meta
 
 
-def train(cfg, meta=None, resume=False, progress=True, kvstore_factory=None):
+def _weights_digest(net):
+    import hashlib
+    digest = hashlib.sha256()
+    for name, param in sorted(net._collect_params_with_prefix().items()):
+        digest.update(name.encode())
+        digest.update(param.data().asnumpy().tobytes())
+    return digest.hexdigest()
+
+
+def train(cfg, meta=None, resume=False, progress=True):
     """Run (or resume) training as configured; returns a summary dict.
 
     ``cfg``: a resolved configuration (``recipes.resolve``). With ``resume`` the
     newest verified checkpoint in ``cfg['out']`` is continued.
+
+    With a ``dist_*`` kvstore (started by ``vgg launch``) each worker reads its
+    own shard of the records (every W-th record), all workers run the same
+    number of steps per epoch, ``batch_size`` stays the global batch (each
+    worker takes batch_size / W) and only rank 0 writes files. The optimizer
+    then runs on the servers (``update_on_kvstore``: measured as the only
+    setting that kept workers identical), so a learning-rate change is sent to
+    them with the optimizer, which restarts the momentum buffers there; for the
+    same reason a distributed resume restores weights and schedule, not momentum.
     """
     import mxnet as mx
     from mxnet import gluon
@@ -326,21 +347,30 @@ def train(cfg, meta=None, resume=False, progress=True, kvstore_factory=None):
     for key in ("data", "out"):
         if not cfg.get(key):
             raise VggError("--%s is required" % key)
+    devices = parse_devices(cfg["devices"])
+    kv_name = check_kvstore(cfg["kvstore"] or default_kvstore(devices))
+    dist = kv_name.startswith("dist")
+    kvstore = mx.kv.create(kv_name) if dist else kv_name
+    rank, parts = (kvstore.rank, kvstore.num_workers) if dist else (0, 1)
+    writer = rank == 0
+    if cfg["batch_size"] % parts:
+        raise VggError("batch size %d does not split evenly over %d workers"
+                       % (cfg["batch_size"], parts))
+    local_batch = cfg["batch_size"] // parts
     out = cfg["out"]
     ckpt_root = os.path.join(out, "checkpoints")
     found = checkpoint.latest(ckpt_root) if resume else None
-    if not resume and checkpoint.list_checkpoints(ckpt_root):
+    if not resume and writer and checkpoint.list_checkpoints(ckpt_root):
         raise VggError("%s already holds a run (checkpoints/); continue it with --resume %s "
                        "or choose another --out" % (out, out))
-    os.makedirs(out, exist_ok=True)
-    write_config(cfg, meta or {}, os.path.join(out, "config.yaml"))
+    if writer:
+        os.makedirs(out, exist_ok=True)
+        write_config(cfg, meta or {}, os.path.join(out, "config.yaml"))
     manifest = read_manifest(cfg["data"])
-    devices = parse_devices(cfg["devices"])
     ctx = contexts(devices)
-    kv_name = check_kvstore(cfg["kvstore"] or default_kvstore(devices))
-    if cfg["batch_size"] < len(ctx):
+    if local_batch < len(ctx):
         raise VggError("batch size %d is smaller than the %d devices"
-                       % (cfg["batch_size"], len(ctx)))
+                       % (local_batch, len(ctx)))
 
     net = build_net(cfg, manifest["classes"])
     schedule = PlateauSchedule(cfg["lr"], patience=cfg["patience"],
@@ -356,46 +386,54 @@ def train(cfg, meta=None, resume=False, progress=True, kvstore_factory=None):
         if cfg["finetune_from"]:
             load_params(net, cfg["finetune_from"], ctx=ctx)
     net.hybridize(static_alloc=True, static_shape=True)
-    kvstore = kvstore_factory(kv_name) if kvstore_factory else kv_name
     trainer = gluon.Trainer(net.collect_params(), "sgd",
                             dict(learning_rate=schedule.lr, momentum=cfg["momentum"],
                                  wd=cfg["wd"]),
-                            kvstore=kvstore, update_on_kvstore=False)
-    if found:
+                            kvstore=kvstore, update_on_kvstore=True if dist else False)
+    if found and not dist:
         load_optimizer(trainer, net, os.path.join(folder, "optimizer.nd"))
         trainer._optimizer.num_update = state["num_update"]
-    train_loader, val_loader, train_batches, _ = load_data(cfg, manifest)
-    log = Log(os.path.join(out, "log.jsonl"), resume_bytes=found[1]["log_bytes"] if found
-              else 0)
-    run = dict(cfg=cfg, net=net, trainer=trainer, ctx=ctx, loss_fn=gluon.loss.
-               SoftmaxCrossEntropyLoss(), train_loader=train_loader,
+    train_loader, val_loader, train_batches, _ = load_data(
+        dict(cfg, batch_size=local_batch), manifest, part=rank, parts=parts)
+    log = Log(os.path.join(out, "log.jsonl") if writer else os.devnull,
+              resume_bytes=found[1]["log_bytes"] if found and writer else 0)
+    run = dict(cfg=dict(cfg, batch_size=local_batch), net=net, trainer=trainer, ctx=ctx,
+               loss_fn=gluon.loss.SoftmaxCrossEntropyLoss(), train_loader=train_loader,
                train_batches=train_batches, log=log, checkpoints=ckpt_root,
-               schedule=schedule, progress=_progress_factory(progress),
+               schedule=schedule, progress=_progress_factory(progress and writer),
                iteration=found[1]["iteration"] if found else 0,
                best=found[1]["best_val_top1_err"] if found else None,
-               weights_meta=weights_meta(cfg, manifest))
+               weights_meta=weights_meta(cfg, manifest), writer=writer, workers=parts,
+               dist=dist, rank=rank)
     epoch, batch = (found[1]["epoch"], found[1]["batch"]) if found else (0, 0)
     meter_state = found[1]["meter"] if found else None
     if not found:
         log.write(event="start", time=time.time(), kvstore=kv_name,
                   devices=[str(c) for c in ctx], train_images=len(train_batches.order(0)),
-                  config=cfg)
-    print("%s net %s on %s (kvstore %s): %d training / %d val images, batch %d, lr %g%s" % (
-        "resuming" if found else "training", cfg["net"], ", ".join(str(c) for c in ctx), kv_name,
+                  workers=parts, config=cfg)
+    print("%s net %s on %s (kvstore %s%s): %d training / %d val images, batch %d, lr %g%s" % (
+        "resuming" if found else "training", cfg["net"], ", ".join(str(c) for c in ctx),
+        kv_name, ", worker %d of %d" % (rank, parts) if dist else "",
         train_batches.size, len(val_loader._dataset), cfg["batch_size"], schedule.lr,
         ", from epoch %d batch %d" % (epoch + 1, batch) if found else ""), flush=True)
     started = time.time()
     try:
         while epoch < cfg["epochs"] and not schedule.finished:
             epoch_start = time.time()
-            trainer.set_learning_rate(schedule.lr)
             lr = schedule.lr
+            if lr != trainer.learning_rate:
+                trainer.set_learning_rate(lr)
+                if dist:  # the servers run the optimizer: send them the new rate
+                    kvstore.set_optimizer(trainer._optimizer)
             train_metrics = train_one_epoch(run, epoch, batch, meter_state)
+            # every worker validates on the whole val set: the same numbers everywhere,
+            # so all workers take the same schedule decisions and stop together
             val_metrics = evaluate(net, val_loader, ctx)
             event = schedule.step(1 - val_metrics["top1_err"])
             if run["best"] is None or val_metrics["top1_err"] < run["best"]:
                 run["best"] = val_metrics["top1_err"]
-                save_params(net, os.path.join(out, "best.params"), run["weights_meta"])
+                if writer:
+                    save_params(net, os.path.join(out, "best.params"), run["weights_meta"])
             seconds = time.time() - epoch_start
             log.write(event="epoch", epoch=epoch + 1, iteration=run["iteration"], lr=lr,
                       schedule=event, seconds=seconds, time=time.time(),
@@ -410,12 +448,18 @@ def train(cfg, meta=None, resume=False, progress=True, kvstore_factory=None):
                       100 * val_metrics["top5_err"], lr, event, seconds), flush=True)
     finally:
         log.close()
-        try:
-            from .plots import plot_training_curves
-            plot_training_curves(os.path.join(out, "log.jsonl"), os.path.join(out, "curves.png"))
-        except Exception as err:  # a plot must never cost a training run
-            print("warning: no training-curve plot: %s" % err, file=sys.stderr)
-    save_params(net, os.path.join(out, "final.params"), run["weights_meta"])
+        if writer:
+            try:
+                from .plots import plot_training_curves
+                plot_training_curves(os.path.join(out, "log.jsonl"),
+                                     os.path.join(out, "curves.png"))
+            except Exception as err:  # a plot must never cost a training run
+                print("warning: no training-curve plot: %s" % err, file=sys.stderr)
+    if writer:
+        save_params(net, os.path.join(out, "final.params"), run["weights_meta"])
     mx.nd.waitall()
+    if dist:  # lets the launcher's user (and the tests) see that workers agree
+        print("worker %d final weights sha256 %s" % (rank, _weights_digest(net)), flush=True)
     return dict(epochs=epoch, iterations=run["iteration"], best_val_top1_err=run["best"],
-                seconds=time.time() - started, out=out, finished=schedule.finished)
+                seconds=time.time() - started, out=out, finished=schedule.finished,
+                rank=rank, workers=parts)
