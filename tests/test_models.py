@@ -238,3 +238,14 @@ def test_damaged_params_file_is_a_clean_error(tmp_path):
         models.read_params(str(path))
     with pytest.raises(VggError, match="does not exist"):
         models.read_params(str(tmp_path / "missing.params"))
+
+
+def test_frozen_dense_form_equals_the_shared_one_and_keeps_its_copy():
+    net = models.initialize(models.get_model("C", **SMALL), seed=7)
+    x = mx.nd.random.uniform(-50, 50, shape=(2, 3, 96, 128))
+    shared, frozen = models.dense_form(net), models.dense_form(net, frozen=True)
+    frozen.hybridize(static_alloc=True)
+    np.testing.assert_allclose(frozen(x).asnumpy(), shared(x).asnumpy(), rtol=1e-5, atol=1e-6)
+    assert frozen.fc6_weight.shape == (32, 64, 2, 2)
+    net.fc8.bias.set_data(net.fc8.bias.data() + 1)  # a copy: later updates are not seen
+    assert not np.allclose(frozen(x).asnumpy(), shared(x).asnumpy())

@@ -256,8 +256,126 @@ def bench_pipeline(count=240, batch=32, batches=6):
         shutil.rmtree(work, ignore_errors=True)
 
 
-BENCHES = {"inference": bench_inference, "training": bench_training,
-           "pipeline": bench_pipeline, "packing": bench_packing}
+# --- PyTorch peer, dense vs multi-crop, features, distributed -----------------------
+
+_TORCH_VGG16 = """
+import sys, time, torch, torch.nn as nn
+torch.set_num_threads(int(sys.argv[1])); batch, reps = int(sys.argv[2]), int(sys.argv[3])
+cfg = [64, 64, 'M', 128, 128, 'M', 256, 256, 256, 'M', 512, 512, 512, 'M', 512, 512, 512, 'M']
+layers, c = [], 3
+for v in cfg:
+    if v == 'M': layers.append(nn.MaxPool2d(2, 2))
+    else: layers += [nn.Conv2d(c, v, 3, padding=1), nn.ReLU(True)]; c = v
+net = nn.Sequential(*layers, nn.Flatten(), nn.Linear(25088, 4096), nn.ReLU(True),
+                    nn.Linear(4096, 4096), nn.ReLU(True), nn.Linear(4096, 1000)).eval()
+net = net.to(memory_format=torch.channels_last)
+x = torch.rand(batch, 3, 224, 224).to(memory_format=torch.channels_last)
+rates = []
+with torch.inference_mode():
+    net(x)
+    for _ in range(reps):
+        t = time.perf_counter(); net(x); rates.append(batch / (time.perf_counter() - t))
+print(sorted(rates)[len(rates) // 2])
+"""
+
+
+def bench_torch_inference(batch=4, repeats=3, rounds=2):
+    """VGG-D fp32 inference vs PyTorch (plain torch.nn VGG-16, channels_last, eager), same
+    thread count; PyTorch runs in a subprocess (its own OpenMP runtime)."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        print("bench: torch not installed, skipping the PyTorch peer", file=sys.stderr)
+        return []
+    import mxnet as mx
+
+    from vggcli import models
+
+    from ._env import available_cores
+
+    cores = available_cores()
+    x = mx.nd.random.uniform(shape=(batch, 3, 224, 224))
+    ours_net = models.initialize(models.get_model("D"), seed=0)
+    ours_net.hybridize(static_alloc=True, static_shape=True)
+    ours, theirs = [], []
+    for _ in range(rounds):
+        ours.append(_median_rate(lambda: ours_net(x).wait_to_read(), batch, repeats))
+        out = subprocess.run([sys.executable, "-c", _TORCH_VGG16, str(cores), str(batch),
+                              str(repeats)], capture_output=True, text=True, check=True)
+        theirs.append(float(out.stdout.split()[-1]))
+    return [_row("VGG-D fp32 inference, 224, batch %d, %d threads" % (batch, cores),
+                 _median(ours), _median(theirs), "PyTorch 2.13 channels_last", 1.0,
+                 "images/s")]
+
+
+def bench_dense_vs_multicrop(scales=(256, 384, 512)):
+    """Per image, over Q in {256, 384, 512} with flips: dense (6 passes on whole images)
+    vs multi-crop (150 crops of 224), VGG-D."""
+    from skimage import data
+
+    import mxnet as mx
+
+    from vggcli import models
+    from vggcli.data import rescale_shorter_side
+    from vggcli.evaluate import Evaluator
+
+    net = models.initialize(models.get_model("D"), seed=0)
+    evaluator = Evaluator(net, [120, 115, 100], [mx.cpu()], batch_size=16, flip=True)
+    photo = data.chelsea()[:, :400]  # 300 x 400: ImageNet's typical 4:3 shape
+    images = [rescale_shorter_side(photo, q) for q in scales]
+    for image in images:  # warm-up: one graph per shape
+        evaluator.dense_posteriors([image])
+    evaluator.multicrop_posteriors([images[0]])
+    start = time.perf_counter()
+    for image in images:
+        evaluator.dense_posteriors([image])
+    dense = time.perf_counter() - start
+    start = time.perf_counter()
+    for image in images:
+        evaluator.multicrop_posteriors([image])
+    crops = time.perf_counter() - start
+    return [_row("VGG-D eval of a 4:3 image, Q=256,384,512 + flips: dense vs 150 crops",
+                 1 / dense, 1 / crops, "ours, multi-crop", 5.0, "images/s",
+                 note="dense %.1fs, multi-crop %.1fs per image" % (dense, crops))]
+
+
+def bench_distributed(epochs=1):
+    """Training images/s of 2 dist_sync workers (+1 server) vs 1 process on this machine:
+    with 2 cores this shows the overhead of ps-lite, not a speed-up."""
+    from data_tools import pack as packing
+    from data_tools.digits import write_digits
+
+    work = tempfile.mkdtemp(prefix="vgg-bench-dist-")
+    try:
+        write_digits(os.path.join(work, "raw"))
+        splits, classes, source = packing.plan_folder(
+            os.path.join(work, "raw"), synsets=os.path.join(work, "raw", "synsets.txt"))
+        packing.pack(splits, classes, os.path.join(work, "data"), packing.PackSettings(),
+                     source, progress=False)
+        args = ["train", "--net", "A", "--data", os.path.join(work, "data"), "--width-mult",
+                "0.125", "--fc-width", "32", "--crop-size", "32", "--scale", "36",
+                "--batch-size", "32", "--epochs", str(epochs), "--init", "xavier", "--quiet"]
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "vggcli"] + args + ["--out",
+                       os.path.join(work, "one")], check=True, capture_output=True)
+        single = time.perf_counter() - start
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "vggcli", "launch", "-n", "2", "-s", "1", "--",
+                        "vgg"] + args + ["--kvstore", "dist_sync", "--out",
+                                         os.path.join(work, "two")],
+                       check=True, capture_output=True)
+        double = time.perf_counter() - start
+        images = 1438 * epochs
+        return [_row("training, 1/8-width net A on digits: 2 dist_sync workers vs 1 process",
+                     images / double, images / single, "ours, 1 process", 0.0, "images/s",
+                     note="2 cores: overhead, not speed-up; whole commands")]
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+BENCHES = {"inference": bench_inference, "torch": bench_torch_inference,
+           "training": bench_training, "pipeline": bench_pipeline, "packing": bench_packing,
+           "dense": bench_dense_vs_multicrop, "distributed": bench_distributed}
 
 
 def render(rows):

@@ -105,8 +105,8 @@ class Evaluator:
         self.net, self.ctx, self.batch_size, self.flip = net, ctx, batch_size, flip
         self.crop = net.knobs["crop_size"]
         self.mean = np.asarray(mean_rgb, dtype=np.float32).reshape(1, 1, 1, 3)
-        self.dense = dense_form(net)
-        self.dense.hybridize()
+        self.dense = dense_form(net, frozen=True)  # inference: a conv-shaped weight copy
+        self.dense.hybridize(static_alloc=True)
         net.hybridize(static_alloc=True)
 
     def _run(self, block, batch):

@@ -27,8 +27,8 @@ class Describer:
 
     def __init__(self, net, layer, mean_rgb, ctx, flip=True, batch_size=16):
         from .models import dense_form
-        self.block = dense_form(net, upto=layer)
-        self.block.hybridize()
+        self.block = dense_form(net, upto=layer, frozen=True)
+        self.block.hybridize(static_alloc=True)
         self.mean = np.asarray(mean_rgb, dtype=np.float32).reshape(1, 1, 1, 3)
         self.ctx, self.flip, self.batch_size = ctx, flip, batch_size
         self.dims = [channels for name, channels, _ in net.feature_info if name == layer][0]

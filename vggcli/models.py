@@ -119,14 +119,20 @@ class DenseVGG(HybridBlock):
 
     ``upto`` stops at any tap (``pool5``, ``fc7``, ``conv5_3``...), for feature
     extraction; outputs are post-ReLU, ``fc8`` is pre-soft-max.
+
+    ``frozen=True`` (inference) instead gives the head its own conv-shaped copy
+    of the FC weights, taken now. NOTE: measured 2x faster for VGG-D at Q=384,
+    because oneDNN reorders a weight that is the output of an operator (the
+    reshape) on every call, 400 MB for fc6, but reorders a parameter once.
     """
 
-    def __init__(self, net, upto="fc8", **kwargs):
+    def __init__(self, net, upto="fc8", frozen=False, **kwargs):
         super().__init__(**kwargs)
         if upto not in net.layer_names:
             raise VggError("unknown layer %r for net %s; valid layers: %s"
                            % (upto, net.config, ", ".join(net.layer_names)))
         self._fc_kernel = net.knobs["crop_size"] // STRIDE
+        self._frozen = frozen
         trunk_names = [row.name for row in net.layers if row.kind != "fc"]
         stop = trunk_names.index(upto) + 1 if upto in trunk_names else len(trunk_names)
         self._fc_layers = []
@@ -135,18 +141,34 @@ class DenseVGG(HybridBlock):
             for name in trunk_names[:stop]:
                 self.body.register_child(net.features._children[name], name)
             if upto in FC_NAMES:
+                kernel = self._fc_kernel
                 for name in FC_NAMES[:FC_NAMES.index(upto) + 1]:
                     dense = getattr(net, name)
-                    setattr(self, name + "_weight", dense.weight)
-                    setattr(self, name + "_bias", dense.bias)
-                    self.params.update(dense.params)  # so hybridize() finds them
+                    if frozen:
+                        shape = (dense._units, dense.weight.shape[1] // (kernel * kernel),
+                                 kernel, kernel)
+                        weight = self.params.get(name + "_conv_weight", shape=shape)
+                        bias = self.params.get(name + "_conv_bias", shape=dense.bias.shape)
+                        for param, source in ((weight, dense.weight), (bias, dense.bias)):
+                            data = source.data()
+                            param.initialize(ctx=source.list_ctx())
+                            param.set_data(data.reshape(param.shape))
+                        setattr(self, name + "_weight", weight)
+                        setattr(self, name + "_bias", bias)
+                    else:
+                        setattr(self, name + "_weight", dense.weight)
+                        setattr(self, name + "_bias", dense.bias)
+                        self.params.update(dense.params)  # so hybridize() finds them
                     self._fc_layers.append((name, dense._units))
+                    kernel = 1
 
     def hybrid_forward(self, F, x, **params):
         x = self.body(x)
         kernel = self._fc_kernel
         for name, units in self._fc_layers:
-            weight = F.reshape(params[name + "_weight"], shape=(units, -1, kernel, kernel))
+            weight = params[name + "_weight"]
+            if not self._frozen:
+                weight = F.reshape(weight, shape=(units, -1, kernel, kernel))
             x = F.Convolution(x, weight, params[name + "_bias"], kernel=(kernel, kernel),
                               num_filter=units)
             if name != "fc8":
@@ -155,9 +177,9 @@ class DenseVGG(HybridBlock):
         return x
 
 
-def dense_form(net, upto="fc8"):
+def dense_form(net, upto="fc8", frozen=False):
     """The fully convolutional net sharing ``net``'s weights (see DenseVGG)."""
-    return DenseVGG(net, upto=upto)
+    return DenseVGG(net, upto=upto, frozen=frozen)
 
 
 def dense_output_size(input_size, crop_size=224):
