@@ -25,6 +25,7 @@ def configure_environment(threads=None):
         os.environ.setdefault("OMP_NUM_THREADS", str(available_cores()))
     # NOTE: MXNet prints "Subgraph backend MKLDNN is activated" on every bind.
     os.environ.setdefault("MXNET_SUBGRAPH_VERBOSE", "0")
+    os.environ.setdefault("MXNET_QUANTIZATION_VERBOSE", "0")  # one line per layer
     if "mxnet" in sys.modules:  # too late for the variable: tell the runtime
         from mxnet.base import _LIB
         _LIB.MXSetNumOMPThreads(int(os.environ["OMP_NUM_THREADS"]))

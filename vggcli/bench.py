@@ -373,7 +373,30 @@ def bench_distributed(epochs=1):
         shutil.rmtree(work, ignore_errors=True)
 
 
-BENCHES = {"inference": bench_inference, "torch": bench_torch_inference,
+def bench_int8(batch=8, repeats=3):
+    """VGG-D inference, INT8 (oneDNN, calibrated on real photos) vs our float32."""
+    from skimage import data
+
+    import mxnet as mx
+
+    from vggcli import models
+    from vggcli.fast import calibration_batch, quantize
+
+    photos = [data.astronaut(), data.coffee(), data.chelsea(), data.rocket()]
+    mean = [120.0, 115.0, 100.0]
+    calibration = calibration_batch(lambda i: (photos[i % 4], 0), 8, 8, 224, 256, mean)
+    net = models.initialize(models.get_model("D"), seed=0)
+    net.hybridize(static_alloc=True, static_shape=True)
+    quantized = quantize(net, calibration, [mx.cpu()])
+    x = mx.nd.array(np.concatenate([calibration] * (batch // len(calibration) + 1))[:batch])
+    fp32 = _median_rate(lambda: net(x).wait_to_read(), batch, repeats)
+    int8 = _median_rate(lambda: quantized(x).wait_to_read(), batch, repeats)
+    return [_row("VGG-D inference, 224, batch %d: INT8 vs float32" % batch, int8, fp32,
+                 "ours, float32", 3.0, "images/s",
+                 note="this CPU has AVX2 only (no VNNI/AVX-512)")]
+
+
+BENCHES = {"inference": bench_inference, "int8": bench_int8, "torch": bench_torch_inference,
            "training": bench_training, "pipeline": bench_pipeline, "packing": bench_packing,
            "dense": bench_dense_vs_multicrop, "distributed": bench_distributed}
 

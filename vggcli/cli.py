@@ -451,11 +451,13 @@ def _mean_option(text):
                                            "params file).")
 @click.option("--limit", type=click.IntRange(min=1), default=None,
               help="Only the first N records.")
+@click.option("--int8", "int8_images", type=click.IntRange(min=0), default=0,
+              help="Run INT8 (oneDNN, CPU), calibrated on this many images (e.g. 64).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Output folder (scores.npy, labels.npy, ids.txt, report.json, report.md).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def eval_command(net_name, params, data, images, scales, mode, no_flip, batch_size, devices,
-                 mean, limit, out_dir, quiet):
+                 mean, limit, int8_images, out_dir, quiet):
     """Test a network as the paper does (§3.2): dense, multi-crop, multi-scale.
 
     Prints top-1/top-5 error and writes posteriors that any numpy user can
@@ -496,7 +498,7 @@ def eval_command(net_name, params, data, images, scales, mode, no_flip, batch_si
         return
     report = evaluate(net, data, out_dir, scales, mode=mode, flip=not no_flip,
                       batch_size=batch_size, ctx=ctx, mean_rgb=mean_rgb, limit=limit,
-                      progress=not quiet)
+                      progress=not quiet, int8_images=int8_images)
     with open(os.path.join(out_dir, "report.md")) as f:
         click.echo(f.read().rstrip())
     click.echo("top-1 error %.2f%%, top-5 error %.2f%% (%.1f images/s); written to %s"
@@ -543,12 +545,14 @@ def fuse(folders, out_dir):
 @click.option("--data", type=click.Path(dir_okay=False), default=None,
               help="Labelled records (.rec) instead of --images.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
+@click.option("--int8", "int8_images", type=click.IntRange(min=0), default=0,
+              help="Run INT8 (oneDNN, CPU), calibrated on this many images (e.g. 64).")
 @click.option("--devices", type=DevicesType(), default="cpu", show_default=True)
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
               help="Output .npz: features, labels, ids, skipped_ids, info.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def features(net_names, params_files, layer, scales, aggregate, no_flip, no_l2, images, data,
-             batch_size, devices, out_path, quiet):
+             batch_size, int8_images, devices, out_path, quiet):
     """Very deep features for other datasets (Appendix B): dense, pooled, flip-averaged,
     multi-scale, L2-normalised descriptors of a named layer.
 
@@ -572,7 +576,8 @@ def features(net_names, params_files, layer, scales, aggregate, no_flip, no_l2, 
         means.append(net.file_meta["mean_rgb"])
     info = extract(nets, layer, scales, out_path, images=images, data=data,
                    aggregate=aggregate, flip=not no_flip, l2=not no_l2,
-                   batch_size=batch_size, ctx=ctx, means=means, progress=not quiet)
+                   batch_size=batch_size, ctx=ctx, means=means, progress=not quiet,
+                   int8_images=int8_images)
     for bad in info["skipped_list"]:
         click.echo("skipped %s: %s" % (bad["id"], bad["reason"]), err=True)
     click.echo("%d descriptors of %d dimensions (%s, Q=%s, %s) in %s; %d skipped; %.1f/s"

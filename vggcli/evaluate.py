@@ -98,16 +98,20 @@ def parse_scales(text):
 class Evaluator:
     """Posteriors of one net for images, per scale and mode (dense / multicrop)."""
 
-    def __init__(self, net, mean_rgb, ctx, batch_size=32, flip=True):
-        import mxnet as mx  # noqa: F401
-
+    def __init__(self, net, mean_rgb, ctx, batch_size=32, flip=True, int8_calibration=None):
+        """``int8_calibration``: NCHW crops (see fast.calibration_batch) to run INT8."""
         from .models import dense_form
-        self.net, self.ctx, self.batch_size, self.flip = net, ctx, batch_size, flip
+        self.ctx, self.batch_size, self.flip = ctx, batch_size, flip
         self.crop = net.knobs["crop_size"]
         self.mean = np.asarray(mean_rgb, dtype=np.float32).reshape(1, 1, 1, 3)
         self.dense = dense_form(net, frozen=True)  # inference: a conv-shaped weight copy
         self.dense.hybridize(static_alloc=True)
         net.hybridize(static_alloc=True)
+        self.net = net
+        if int8_calibration is not None:
+            from .fast import quantize
+            self.net = quantize(net, int8_calibration, ctx)
+            self.dense = quantize(self.dense, int8_calibration, ctx)
 
     def _run(self, block, batch):
         """Logits of an NHWC uint8/float batch, split across the devices."""
@@ -152,7 +156,7 @@ def _record_ids(rec_path, count):
 
 
 def evaluate(net, data, out_dir, scales, mode="dense", flip=True, batch_size=32, ctx=None,
-             mean_rgb=None, limit=None, progress=True, workers=None):
+             mean_rgb=None, limit=None, progress=True, workers=None, int8_images=0):
     """Evaluate ``net`` on the records of ``data`` (a .rec) and write ``out_dir``.
 
     Returns the report dict.
@@ -176,7 +180,13 @@ def evaluate(net, data, out_dir, scales, mode="dense", flip=True, batch_size=32,
     images = RecordImages(data)
     count = len(images) if limit is None else min(limit, len(images))
     ids = _record_ids(data, len(images))[:count]
-    evaluator = Evaluator(net, mean_rgb, ctx or [mx.cpu()], batch_size=batch_size, flip=flip)
+    calibration = None
+    if int8_images:
+        from .fast import calibration_batch
+        calibration = calibration_batch(images.image, int8_images, len(images), crop,
+                                        min(scales), mean_rgb)
+    evaluator = Evaluator(net, mean_rgb, ctx or [mx.cpu()], batch_size=batch_size, flip=flip,
+                          int8_calibration=calibration)
     modes = ("dense", "multicrop") if mode == "both" else (mode,)
     tmp = out_dir.rstrip("/") + ".tmp-%d" % os.getpid()
     shutil.rmtree(tmp, ignore_errors=True)
@@ -240,6 +250,8 @@ def evaluate(net, data, out_dir, scales, mode="dense", flip=True, batch_size=32,
     meta = getattr(net, "file_meta", {}) or {}
     report = dict(net=net.config, train_scale=meta.get("train_scale"), data=data,
                   images=count, scales=scales, mode=mode, flip=flip, crop_size=crop,
+                  precision="int8 (calibrated on %d images)" % int8_images if int8_images
+                  else "float32",
                   top1_error=errors[1], top5_error=errors[5], rows=rows,
                   images_per_second=count / seconds if seconds > 0 else None,
                   seconds=seconds)

@@ -25,10 +25,14 @@ AGGREGATES = ("mean", "stack")
 class Describer:
     """Descriptors of one net at one layer."""
 
-    def __init__(self, net, layer, mean_rgb, ctx, flip=True, batch_size=16):
+    def __init__(self, net, layer, mean_rgb, ctx, flip=True, batch_size=16,
+                 int8_calibration=None):
         from .models import dense_form
         self.block = dense_form(net, upto=layer, frozen=True)
         self.block.hybridize(static_alloc=True)
+        if int8_calibration is not None:
+            from .fast import quantize
+            self.block = quantize(self.block, int8_calibration, ctx)
         self.mean = np.asarray(mean_rgb, dtype=np.float32).reshape(1, 1, 1, 3)
         self.ctx, self.flip, self.batch_size = ctx, flip, batch_size
         self.dims = [channels for name, channels, _ in net.feature_info if name == layer][0]
@@ -116,7 +120,7 @@ class _RecordSource:
 
 def extract(nets, layer, scales, out_path, images=None, data=None, aggregate="mean",
             flip=True, l2=True, batch_size=16, ctx=None, means=None, progress=True,
-            window=64, workers=None):
+            window=64, workers=None, int8_images=0):
     """Write descriptors of ``images`` (a folder) or ``data`` (a .rec) to ``out_path``
     (.npz: features, labels, ids, skipped_ids, info). Returns the info dict.
 
@@ -134,8 +138,15 @@ def extract(nets, layer, scales, out_path, images=None, data=None, aggregate="me
         raise VggError("give exactly one of images (a folder) and data (a .rec)")
     source = _FolderSource(images) if images else _RecordSource(data)
     ctx = ctx or [mx.cpu()]
-    describers = [Describer(net, layer, mean, ctx, flip=flip, batch_size=batch_size)
-                  for net, mean in zip(nets, means)]
+    calibrations = [None] * len(nets)
+    if int8_images:
+        from .fast import calibration_batch
+        calibrations = [calibration_batch(source.image, int8_images, len(source),
+                                          net.knobs["crop_size"], min(scales), mean)
+                        for net, mean in zip(nets, means)]
+    describers = [Describer(net, layer, mean, ctx, flip=flip, batch_size=batch_size,
+                            int8_calibration=calibration)
+                  for net, mean, calibration in zip(nets, means, calibrations)]
     too_small = [q for q in scales for net in nets if q < net.knobs["crop_size"]]
     if too_small:
         raise VggError("scale %d is smaller than the crop size: the dense net needs Q >= crop"
@@ -202,6 +213,7 @@ def extract(nets, layer, scales, out_path, images=None, data=None, aggregate="me
         raise VggError("no image of %s could be decoded" % (images or data))
     features.flush()
     info = dict(layer=layer, scales=scales, aggregate=aggregate, flip=flip, l2=l2,
+                precision="int8" if int8_images else "float32",
                 nets=[n.config for n in nets], dims=dims, images=written,
                 skipped=len(skipped), class_names=source.class_names,
                 descriptors_per_second=written / seconds if seconds > 0 else None)
