@@ -103,3 +103,37 @@ def test_launch_usage_errors(tmp_path):
     assert result.returncode == 2
     result = _launch(["-n", "1", "--launcher", "ssh", "--", "vgg", "nets"])
     assert result.returncode == 2 and "--launcher ssh needs --hosts FILE" in result.stderr
+
+
+def test_learning_rate_change_reaches_the_servers():
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "dist_lr_check.py")
+    result = _launch(["-n", "2", "-s", "1", "--", sys.executable, script])
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert result.stdout.count("learning-rate change reached the servers") == 2
+
+
+def test_silent_start_is_stopped_with_a_message():
+    start = time.time()
+    result = _launch(["-n", "1", "-s", "1", "--start-timeout", "3", "--", sys.executable,
+                      "-c", "import time; time.sleep(120)"])
+    assert time.time() - start < 40
+    assert result.returncode == 1
+    assert "worker 0 failed (no output 3 s after start: it cannot reach the scheduler at " \
+           "127.0.0.1:" in result.stderr
+
+
+@pytest.mark.slow
+def test_distributed_resume(digits, tmp_path):
+    out = str(tmp_path / "r")
+    args = ["-n", "2", "-s", "1", "--", "vgg", "train", "--kvstore", "dist_sync", "--data",
+            digits, "--out", out, "--batch-size", "32"] + TRAIN
+    first = _launch(args + ["--epochs", "1"])
+    assert first.returncode == 0, first.stderr[-2000:]
+    again = _launch(["-n", "2", "-s", "1", "--", "vgg", "train", "--resume", out,
+                     "--epochs", "2", "--quiet"])
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
+    assert "from epoch 2 batch 0" in again.stdout
+    assert len(set(re.findall(r"final weights sha256 (\w+)", again.stdout))) == 1
+    with open(os.path.join(out, "log.jsonl")) as f:
+        epochs = [line for line in f if '"event": "epoch"' in line]
+    assert len(epochs) == 2

@@ -676,8 +676,10 @@ def export(net_name, params, fmt, dense, input_size, prefix):
               help="Host file for --launcher ssh, one host per line.")
 @click.option("--interface", default=None,
               help="Network interface for ps-lite with ssh (e.g. eth0).")
+@click.option("--start-timeout", type=click.FloatRange(min=1), default=300, show_default=True,
+              help="Seconds a worker may stay silent at start before the job is stopped.")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED, required=True)
-def launch(workers, servers, launcher, hosts_file, interface, command):
+def launch(workers, servers, launcher, hosts_file, interface, start_timeout, command):
     """Run a training job on MXNet's distributed KVStore (ps-lite dist_sync).
 
     Starts the scheduler, servers and workers, prefixes each one's output with
@@ -694,7 +696,7 @@ def launch(workers, servers, launcher, hosts_file, interface, command):
     from .launch import launch as run_launch
 
     run_launch(list(command), workers, servers=servers, launcher=launcher,
-               hosts_file=hosts_file, interface=interface)
+               hosts_file=hosts_file, interface=interface, start_timeout=start_timeout)
 
 
 def main():

@@ -76,6 +76,7 @@ class Job:
         self.roles = [("scheduler", 0)] + [("server", i) for i in range(servers)] + \
             [("worker", i) for i in range(workers)]
         self.procs, self.failure, self.lock = {}, None, threading.Lock()
+        self.spoken = set()  # processes that have printed a line (they are up)
 
     def _popen(self, role, index):
         env = dict(self.base_env, DMLC_ROLE=role)
@@ -96,14 +97,16 @@ class Job:
 
     def _stream(self, name, proc):
         for line in iter(proc.stdout.readline, b""):
+            self.spoken.add(name)
             self.out.write("[%s] %s" % (name, line.decode(errors="replace")))
             self.out.flush()
 
     def _fail(self, name, code, reason=None):
         with self.lock:
             if self.failure is None:
-                self.failure = "%s exited with status %s%s" % (
-                    name, code, " (%s)" % reason if reason else "")
+                self.failure = "%s %s%s" % (
+                    name, "exited with status %s" % code if code != "none" else "failed",
+                    " (%s)" % reason if reason else "")
 
     def stop(self, grace=5.0):
         """SIGTERM every process group of the job, SIGKILL what is left after ``grace``."""
@@ -127,8 +130,12 @@ class Job:
                     pass
                 proc.wait()
 
-    def run(self, start_timeout=120.0, finish_timeout=60.0):
-        """Start everything, supervise, tear down; returns 0 or raises VggRuntimeError."""
+    def run(self, start_timeout=300.0, finish_timeout=60.0):
+        """Start everything, supervise, tear down; returns 0 or raises VggRuntimeError.
+
+        A worker that has printed nothing ``start_timeout`` seconds after the start
+        is taken as unable to reach the scheduler (ps-lite would wait forever).
+        """
         streams = []
 
         def terminated(signum, frame):  # the launcher itself is being stopped
@@ -145,13 +152,19 @@ class Job:
                 thread.start()
                 streams.append(thread)
             workers = {n: p for n, p in self.procs.items() if n.startswith("worker")}
-            workers_done_at = None
+            workers_done_at, started = None, time.time()
             while True:
                 for name, proc in self.procs.items():
                     code = proc.poll()
                     if code not in (None, 0):
                         reason = "killed by signal %d" % -code if code < 0 else None
                         self._fail(name, code, reason)
+                silent = [n for n, p in workers.items()
+                          if n not in self.spoken and p.poll() is None]
+                if silent and time.time() - started > start_timeout:
+                    self._fail(silent[0], "none", "no output %.0f s after start: it cannot "
+                               "reach the scheduler at %s:%d?" % (
+                                   start_timeout, self.base_env["DMLC_PS_ROOT_URI"], self.port))
                 if self.failure:
                     break
                 if all(p.poll() == 0 for p in workers.values()):
@@ -176,7 +189,7 @@ class Job:
 
 
 def launch(command, workers, servers=None, launcher="local", hosts_file=None, interface=None,
-           out=sys.stdout):
+           out=sys.stdout, start_timeout=300.0):
     """Run ``command`` as a ps-lite job; the command must use a ``dist_*`` kvstore."""
     if not command:
         raise VggError("give the command to run after --, e.g. vgg launch -n 2 -- vgg train "
@@ -190,4 +203,4 @@ def launch(command, workers, servers=None, launcher="local", hosts_file=None, in
         socket.gethostname())
     job = Job(command, workers, servers or workers, launcher=launcher, hosts=hosts,
               scheduler_host=scheduler_host, interface=interface, out=out)
-    return job.run()
+    return job.run(start_timeout=start_timeout)
