@@ -373,6 +373,114 @@ def bench_distributed(epochs=1):
         shutil.rmtree(work, ignore_errors=True)
 
 
+_TORCH_TRAIN = """
+import resource, sys, time, torch, torch.nn as nn
+torch.set_num_threads(int(sys.argv[1])); batch, steps = int(sys.argv[2]), int(sys.argv[3])
+cfg = [64, 64, 'M', 128, 128, 'M', 256, 256, 256, 'M', 512, 512, 512, 'M', 512, 512, 512, 'M']
+layers, c = [], 3
+for v in cfg:
+    if v == 'M': layers.append(nn.MaxPool2d(2, 2))
+    else: layers += [nn.Conv2d(c, v, 3, padding=1), nn.ReLU(True)]; c = v
+net = nn.Sequential(*layers, nn.Flatten(), nn.Linear(25088, 4096), nn.ReLU(True), nn.Dropout(),
+                    nn.Linear(4096, 4096), nn.ReLU(True), nn.Dropout(), nn.Linear(4096, 1000))
+net = net.to(memory_format=torch.channels_last).train()
+opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+x = torch.rand(batch, 3, 224, 224).to(memory_format=torch.channels_last) * 255 - 128
+y = torch.arange(batch) % 1000
+rates = []
+for step in range(steps + 1):
+    t = time.perf_counter()
+    opt.zero_grad(); loss = nn.functional.cross_entropy(net(x), y); loss.backward(); opt.step()
+    if step: rates.append(batch / (time.perf_counter() - t))
+print(sorted(rates)[len(rates) // 2], resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+"""
+
+_OURS_TRAIN = """
+import resource, sys, time
+import vggcli
+import mxnet as mx
+from mxnet import autograd, gluon
+from vggcli import models
+batch, steps = int(sys.argv[1]), int(sys.argv[2])
+net = models.initialize(models.get_model("D"), init="xavier", seed=0)
+net.hybridize(static_alloc=True, static_shape=True)
+trainer = gluon.Trainer(net.collect_params(), "sgd",
+                        dict(learning_rate=0.01, momentum=0.9, wd=5e-4))
+loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
+x = mx.nd.random.uniform(-128, 127, shape=(batch, 3, 224, 224))
+y = mx.nd.array([i % 1000 for i in range(batch)])
+rates = []
+for step in range(steps + 1):
+    t = time.perf_counter()
+    with autograd.record():
+        loss = loss_fn(net(x), y)
+    loss.backward(); trainer.step(batch); mx.nd.waitall()
+    if step: rates.append(batch / (time.perf_counter() - t))
+print(sorted(rates)[len(rates) // 2], resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+"""
+
+
+def bench_torch_training(batch=16, steps=3, rounds=2):
+    """VGG-D training step (forward, backward, SGD with momentum and weight decay) and the
+    process's peak RSS, ours vs PyTorch eager channels_last; each side in its own process."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return []
+    from ._env import available_cores
+
+    cores = str(available_cores())
+    ours, theirs = [], []
+    for _ in range(rounds):
+        ours.append(subprocess.run([sys.executable, "-c", _OURS_TRAIN, str(batch), str(steps)],
+                                   capture_output=True, text=True, check=True).stdout.split())
+        theirs.append(subprocess.run([sys.executable, "-c", _TORCH_TRAIN, cores, str(batch),
+                                      str(steps)], capture_output=True, text=True,
+                                     check=True).stdout.split())
+    rate = _median([float(r[0]) for r in ours])
+    peer_rate = _median([float(r[0]) for r in theirs])
+    rss = max(float(r[1]) for r in ours)
+    peer_rss = max(float(r[1]) for r in theirs)
+    return [_row("VGG-D training step, 224, batch %d" % batch, rate, peer_rate,
+                 "PyTorch 2.13 channels_last", 1.0, "images/s"),
+            _row("VGG-D training peak RSS, batch %d" % batch, rss, peer_rss,
+                 "PyTorch 2.13", 1.0, "MB", higher_is_better=False)]
+
+
+def bench_gflops(batch=8, repeats=3, size=4096):
+    """Achieved GFLOP/s of VGG-D inference and training against this machine's fp32 GEMM
+    ceiling (mx.nd.dot of size^3), measured in the same run."""
+    import mxnet as mx
+    from mxnet import autograd, gluon
+
+    from vggcli import models
+
+    a = mx.nd.random.uniform(shape=(size, size))
+    gemm = _median_rate(lambda: mx.nd.dot(a, a).wait_to_read(), 2.0 * size ** 3 / 1e9,
+                        repeats)
+    net = models.initialize(models.get_model("D"), init="xavier", seed=0)
+    net.hybridize(static_alloc=True, static_shape=True)
+    x = mx.nd.random.uniform(-128, 127, shape=(batch, 3, 224, 224))
+    flops = 2.0 * models.multiply_adds("D") / 1e9  # 30.9 GFLOP per image
+    infer = _median_rate(lambda: net(x).wait_to_read(), batch * flops, repeats)
+    trainer = gluon.Trainer(net.collect_params(), "sgd", dict(learning_rate=0.01,
+                                                               momentum=0.9))
+    loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
+    y = mx.nd.array([i % 1000 for i in range(batch)])
+
+    def step():
+        with autograd.record():
+            loss = loss_fn(net(x), y)
+        loss.backward()
+        trainer.step(batch)
+        mx.nd.waitall()
+    train = _median_rate(step, batch * 3 * flops, repeats)  # backward ~ 2x forward
+    return [_row("VGG-D fp32 inference, share of the GEMM ceiling", infer, gemm,
+                 "mx.nd.dot %d^3" % size, 0.7, "GFLOP/s"),
+            _row("VGG-D fp32 training, share of the GEMM ceiling", train, gemm,
+                 "mx.nd.dot %d^3" % size, 0.7, "GFLOP/s")]
+
+
 def bench_int8(batch=8, repeats=3):
     """VGG-D inference, INT8 (oneDNN, calibrated on real photos) vs our float32."""
     from skimage import data
@@ -397,6 +505,7 @@ def bench_int8(batch=8, repeats=3):
 
 
 BENCHES = {"inference": bench_inference, "int8": bench_int8, "torch": bench_torch_inference,
+           "torch-training": bench_torch_training, "gflops": bench_gflops,
            "training": bench_training, "pipeline": bench_pipeline, "packing": bench_packing,
            "dense": bench_dense_vs_multicrop, "distributed": bench_distributed}
 
