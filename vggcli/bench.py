@@ -258,14 +258,19 @@ def bench_pipeline(count=240, batch=32, batches=6):
 
 # --- PyTorch peer, dense vs multi-crop, features, distributed -----------------------
 
-_TORCH_VGG16 = """
-import sys, time, torch, torch.nn as nn
-torch.set_num_threads(int(sys.argv[1])); batch, reps = int(sys.argv[2]), int(sys.argv[3])
+# VGG-16 (net D) in plain torch.nn, shared by the PyTorch peers below
+_TORCH_LAYERS = """
+import resource, sys, time, torch, torch.nn as nn
+torch.set_num_threads(int(sys.argv[1]))
 cfg = [64, 64, 'M', 128, 128, 'M', 256, 256, 256, 'M', 512, 512, 512, 'M', 512, 512, 512, 'M']
 layers, c = [], 3
 for v in cfg:
     if v == 'M': layers.append(nn.MaxPool2d(2, 2))
     else: layers += [nn.Conv2d(c, v, 3, padding=1), nn.ReLU(True)]; c = v
+"""
+
+_TORCH_VGG16 = _TORCH_LAYERS + """
+batch, reps = int(sys.argv[2]), int(sys.argv[3])
 net = nn.Sequential(*layers, nn.Flatten(), nn.Linear(25088, 4096), nn.ReLU(True),
                     nn.Linear(4096, 4096), nn.ReLU(True), nn.Linear(4096, 1000)).eval()
 net = net.to(memory_format=torch.channels_last)
@@ -373,14 +378,8 @@ def bench_distributed(epochs=1):
         shutil.rmtree(work, ignore_errors=True)
 
 
-_TORCH_TRAIN = """
-import resource, sys, time, torch, torch.nn as nn
-torch.set_num_threads(int(sys.argv[1])); batch, steps = int(sys.argv[2]), int(sys.argv[3])
-cfg = [64, 64, 'M', 128, 128, 'M', 256, 256, 256, 'M', 512, 512, 512, 'M', 512, 512, 512, 'M']
-layers, c = [], 3
-for v in cfg:
-    if v == 'M': layers.append(nn.MaxPool2d(2, 2))
-    else: layers += [nn.Conv2d(c, v, 3, padding=1), nn.ReLU(True)]; c = v
+_TORCH_TRAIN = _TORCH_LAYERS + """
+batch, steps = int(sys.argv[2]), int(sys.argv[3])
 net = nn.Sequential(*layers, nn.Flatten(), nn.Linear(25088, 4096), nn.ReLU(True), nn.Dropout(),
                     nn.Linear(4096, 4096), nn.ReLU(True), nn.Dropout(), nn.Linear(4096, 1000))
 net = net.to(memory_format=torch.channels_last).train()
