@@ -72,3 +72,9 @@ def test_threads_default_to_available_cores():
     chosen, cores = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                                    env=env, check=True).stdout.split()
     assert chosen == cores
+
+
+def test_unknown_benchmark_is_a_usage_error():
+    result = run("bench", "nope")
+    assert result.exit_code == 2
+    assert result.output.strip().startswith("Error: unknown benchmark nope; valid: inference")

@@ -699,6 +699,28 @@ def launch(workers, servers, launcher, hosts_file, interface, start_timeout, com
                hosts_file=hosts_file, interface=interface, start_timeout=start_timeout)
 
 
+@cli.command()
+@click.argument("names", nargs=-1)
+def bench(names):
+    """Run benchmarks (all by default); each figure is a ratio against a named peer
+    measured in the same run. Writes bench/results.json and bench/results.md.
+
+    NAMES: inference, int8, torch, torch-training, gflops, training, pipeline,
+    packing, dense, distributed.
+
+    \b
+    Example:
+        vgg bench packing dense
+    """
+    from .bench import BENCHES, main as run_bench
+
+    unknown = [n for n in names if n not in BENCHES]
+    if unknown:
+        raise VggError("unknown benchmark %s; valid: %s" % (", ".join(unknown),
+                                                            ", ".join(BENCHES)))
+    run_bench(list(names))
+
+
 def main():
     try:
         cli(prog_name="vgg")
