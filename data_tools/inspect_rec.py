@@ -1,13 +1,10 @@
 """``vgg inspect``: what a .rec holds, and whether its .idx agrees with it."""
 import os
-import struct
 from collections import Counter
 
 from vggcli.errors import VggError
 
-from .recordio import read_index, read_record_at
-
-_HEADER = struct.Struct("<IfQQ")
+from .recordio import IR_HEADER, read_index, read_record_at
 
 
 def inspect_rec(rec_path, samples=5):
@@ -33,17 +30,17 @@ def inspect_rec(rec_path, samples=5):
             except VggError as err:
                 problems.append("%s: %s" % (rec_path, err))
                 break
-            if len(payload) < _HEADER.size:
+            if len(payload) < IR_HEADER.size:
                 problems.append("%s: record at byte %d is shorter than its header"
                                 % (rec_path, offset))
                 break
-            flag, label, key, _ = _HEADER.unpack_from(payload)
+            flag, label, key, _ = IR_HEADER.unpack_from(payload)
             if flag:
                 label = "multi-label(%d)" % flag
             starts.append((key, offset))
             labels[label] += 1
             if len(sizes) < samples:
-                image = cv2.imdecode(np.frombuffer(payload, np.uint8, offset=_HEADER.size +
+                image = cv2.imdecode(np.frombuffer(payload, np.uint8, offset=IR_HEADER.size +
                                                    4 * flag), cv2.IMREAD_COLOR)
                 sizes.append(None if image is None else tuple(image.shape[:2]))
             offset = next_offset

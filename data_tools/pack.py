@@ -21,7 +21,6 @@ checkpoint and continues.
 import json
 import multiprocessing
 import os
-import struct
 import sys
 import time
 from collections import OrderedDict
@@ -32,15 +31,12 @@ from vggcli.errors import VggError
 
 from . import sources
 from .encode import encode_task, init_worker
-from .recordio import RecordWriter
+from .recordio import IR_HEADER, RecordWriter
 
 MANIFEST_VERSION = 1
 SPLITS = ("train", "val")
 EXIT_SKIPPED = 3  # finished, but some files were skipped (listed in manifest.json)
 
-# IRHeader as mx.recordio.pack writes it: flag uint32, label float32, id uint64, id2 uint64.
-# (Packed here so worker results need no MXNet; tests read them back with MXNet.)
-_HEADER = struct.Struct("<IfQQ")
 
 
 class PackSettings:
@@ -189,7 +185,7 @@ def pack_split(items, out_dir, split, classes, settings, pool, workers, resume=F
                     data["skipped"].append({"id": ident, "reason": reason})
                 else:
                     key = data["records"]
-                    offset = writer.write(_HEADER.pack(0, float(label), key, 0) + payload)
+                    offset = writer.write(IR_HEADER.pack(0, float(label), key, 0) + payload)
                     idx_file.write("%d\t%d\n" % (key, offset))
                     lst_file.write("%d\t%d\t%s\n" % (key, label, ident))
                     data["records"] += 1

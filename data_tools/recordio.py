@@ -16,6 +16,9 @@ import struct
 from vggcli.errors import VggError
 
 MAGIC = 0xCED7230A
+# MXNet's IRHeader before each image (mx.recordio.pack): flag uint32, label float32,
+# id uint64, id2 uint64; ``flag`` extra float32 labels follow when flag > 0.
+IR_HEADER = struct.Struct("<IfQQ")
 _MAGIC_BYTES = struct.pack("<I", MAGIC)
 _LREC_MASK = (1 << 29) - 1
 

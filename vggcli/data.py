@@ -19,7 +19,7 @@ import struct
 
 import numpy as np
 
-from data_tools.recordio import MAGIC
+from data_tools.recordio import IR_HEADER, MAGIC
 
 from .errors import VggError
 
@@ -31,7 +31,6 @@ EIGVEC = np.array([[-0.5675, 0.7192, 0.4009],
                    [-0.5836, -0.6948, 0.4203]])
 PCA_STD = 0.1
 
-_HEADER_BYTES = 24  # IRHeader: flag uint32, label float32, id uint64, id2 uint64
 
 
 class Scale:
@@ -129,14 +128,14 @@ def check_record_files(rec_path):
             raise VggError("record file %s does not exist" % path)
     size = os.path.getsize(rec_path)
     from data_tools.recordio import read_index
-    entries = read_index(idx_path)
+    entries = read_index(idx_path)  # [(key, offset)]
     if not entries:
         raise VggError("%s is empty" % idx_path)
     last = max(offset for _, offset in entries)
     if last + 8 > size:
         raise VggError("%s is truncated: its index points to byte %d, the file has %d"
                        % (rec_path, last, size))
-    return len(entries)
+    return entries
 
 
 class RecordImages:
@@ -148,9 +147,7 @@ class RecordImages:
     def __init__(self, rec_path, part=0, parts=1):
         self.rec_path = rec_path
         self.idx_path = os.path.splitext(rec_path)[0] + ".idx"
-        check_record_files(rec_path)
-        from data_tools.recordio import read_index
-        entries = read_index(self.idx_path)
+        entries = check_record_files(rec_path)
         # a worker's shard: every parts-th record (issue: multi-machine training)
         self.offsets = np.array([offset for _, offset in entries[part::parts]], dtype=np.int64)
         self.total = len(entries)
@@ -177,17 +174,13 @@ class RecordImages:
             except VggError as err:
                 raise VggError("%s: record %d: %s" % (self.rec_path, position, err)) from None
 
-    def label(self, position):
-        payload = self.raw(position)
-        return int(np.frombuffer(payload, np.float32, 1, 4)[0])
-
     def image(self, position):
         """(RGB uint8 image, label)."""
         import cv2
         payload = self.raw(position)
-        flag = int(np.frombuffer(payload, np.uint32, 1, 0)[0])
-        label = int(np.frombuffer(payload, np.float32, 1, 4)[0])
-        start = _HEADER_BYTES + 4 * flag
+        flag, label, _, _ = IR_HEADER.unpack_from(payload)
+        label = int(label)
+        start = IR_HEADER.size + 4 * flag
         image = cv2.imdecode(np.frombuffer(payload, np.uint8, offset=start), cv2.IMREAD_COLOR)
         if image is None:
             raise VggError("%s: record %d does not decode as an image" % (self.rec_path,
