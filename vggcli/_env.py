@@ -23,6 +23,8 @@ def configure_environment(threads=None):
         os.environ["OMP_NUM_THREADS"] = str(threads)
     else:
         os.environ.setdefault("OMP_NUM_THREADS", str(available_cores()))
+    from .precision import enable_amx
+    enable_amx()  # bf16/INT8 on AMX: before oneDNN starts
     # NOTE: MXNet prints "Subgraph backend MKLDNN is activated" on every bind.
     os.environ.setdefault("MXNET_SUBGRAPH_VERBOSE", "0")
     os.environ.setdefault("MXNET_QUANTIZATION_VERBOSE", "0")  # one line per layer

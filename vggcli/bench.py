@@ -258,59 +258,199 @@ def bench_pipeline(count=240, batch=32, batches=6):
 
 # --- PyTorch peer, dense vs multi-crop, features, distributed -----------------------
 
-# VGG-16 (net D) in plain torch.nn, shared by the PyTorch peers below
-_TORCH_LAYERS = """
+# VGG-16 (net D) in plain torch.nn for the PyTorch peers. argv: threads, task (infer or
+# train), batch, repetitions, variant (eager, compile, bf16: bf16 weights, autocast: bf16
+# autocast). Prints the median images/s and the peak RSS in MB.
+_TORCH_VGG16 = """
 import resource, sys, time, torch, torch.nn as nn
-torch.set_num_threads(int(sys.argv[1]))
-cfg = [64, 64, 'M', 128, 128, 'M', 256, 256, 256, 'M', 512, 512, 512, 'M', 512, 512, 512, 'M']
+threads, task, batch, reps, variant = sys.argv[1:6]
+batch, reps, train = int(batch), int(reps), task == "train"
+torch.set_num_threads(int(threads))
 layers, c = [], 3
-for v in cfg:
+for v in [64, 64, 'M', 128, 128, 'M', 256, 256, 256, 'M', 512, 512, 512, 'M', 512, 512, 512, 'M']:
     if v == 'M': layers.append(nn.MaxPool2d(2, 2))
     else: layers += [nn.Conv2d(c, v, 3, padding=1), nn.ReLU(True)]; c = v
-"""
-
-_TORCH_VGG16 = _TORCH_LAYERS + """
-batch, reps = int(sys.argv[2]), int(sys.argv[3])
-net = nn.Sequential(*layers, nn.Flatten(), nn.Linear(25088, 4096), nn.ReLU(True),
-                    nn.Linear(4096, 4096), nn.ReLU(True), nn.Linear(4096, 1000)).eval()
-net = net.to(memory_format=torch.channels_last)
-x = torch.rand(batch, 3, 224, 224).to(memory_format=torch.channels_last)
+drop = [nn.Dropout()] if train else []
+net = nn.Sequential(*layers, nn.Flatten(), nn.Linear(25088, 4096), nn.ReLU(True), *drop,
+                    nn.Linear(4096, 4096), nn.ReLU(True), *drop, nn.Linear(4096, 1000))
+net = net.to(memory_format=torch.channels_last).train(train)
+x = (torch.rand(batch, 3, 224, 224) * 255 - 128).to(memory_format=torch.channels_last)
+if variant == "bf16":
+    net, x = net.to(torch.bfloat16), x.to(torch.bfloat16)
+if variant == "compile":  # inductor's best CPU inference setting: weights frozen, prepacked
+    import torch._inductor.config
+    torch._inductor.config.freezing = not train
+model = torch.compile(net) if variant == "compile" else net
+def autocast():
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=variant == "autocast")
+if train:
+    y = torch.arange(batch) % 1000
+    opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+    def step():
+        opt.zero_grad()
+        with autocast():
+            loss = nn.functional.cross_entropy(model(x), y)
+        loss.backward(); opt.step()
+else:
+    def step():
+        with torch.inference_mode(), autocast():
+            model(x)
+for _ in range(2 if variant == "compile" else 1):
+    step()
 rates = []
-with torch.inference_mode():
-    net(x)
-    for _ in range(reps):
-        t = time.perf_counter(); net(x); rates.append(batch / (time.perf_counter() - t))
-print(sorted(rates)[len(rates) // 2])
+for _ in range(reps):
+    t = time.perf_counter(); step(); rates.append(batch / (time.perf_counter() - t))
+print(sorted(rates)[len(rates) // 2], resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+"""
+
+# Our net D, the same way. argv: task, batch, repetitions, dtype. Prints images/s and peak
+# RSS in MB, or "unsupported <why>" where this CPU cannot run the dtype.
+_OURS_VGG16 = """
+import resource, sys, time
+task, batch, reps, dtype = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+from vggcli import precision
+used, note = precision.prepare(dtype)  # before MXNet runs (AMX)
+if used != dtype:
+    print("unsupported", note); sys.exit(0)
+import mxnet as mx
+from mxnet import autograd, gluon
+from vggcli import models
+precision.start_mixed_precision(dtype if task == "train" else "float32")
+net = models.initialize(models.get_model("D"), init="xavier", seed=0)
+net.hybridize(static_alloc=True, static_shape=True)
+x = mx.nd.random.uniform(-128, 127, shape=(batch, 3, 224, 224))
+if task == "train":
+    trainer = gluon.Trainer(net.collect_params(), "sgd",
+                            dict(learning_rate=0.01, momentum=0.9, wd=5e-4))
+    loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
+    y = mx.nd.array([i % 1000 for i in range(batch)])
+    def step():
+        with autograd.record():
+            loss = loss_fn(precision.to_float32(net(x)), y)
+        loss.backward(); trainer.step(batch); mx.nd.waitall()
+else:
+    forward = precision.convert_for_inference(net, dtype, x[:1].asnumpy(), [mx.cpu()])
+    def step():
+        forward(x).wait_to_read()
+step()
+rates = []
+for _ in range(reps):
+    t = time.perf_counter(); step(); rates.append(batch / (time.perf_counter() - t))
+print(sorted(rates)[len(rates) // 2], resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 """
 
 
-def bench_torch_inference(batch=4, repeats=3, rounds=2):
-    """VGG-D fp32 inference vs PyTorch (plain torch.nn VGG-16, channels_last, eager), same
-    thread count; PyTorch runs in a subprocess (its own OpenMP runtime)."""
+def _has_torch():
     try:
         import torch  # noqa: F401
+        return True
     except ImportError:
         print("bench: torch not installed, skipping the PyTorch peer", file=sys.stderr)
+        return False
+
+
+def _run_torch(task, batch, repeats, variant, threads):
+    """(images/s, peak RSS MB) of the PyTorch VGG-16, in its own process."""
+    out = subprocess.run([sys.executable, "-c", _TORCH_VGG16, str(threads), task, str(batch),
+                          str(repeats), variant], capture_output=True, text=True, check=True)
+    rate, rss = out.stdout.split()[-2:]
+    return float(rate), float(rss)
+
+
+def _run_ours(task, batch, repeats, dtype="float32", env=None):
+    """(images/s, peak RSS MB) of our net D in its own process, or None where this CPU
+    cannot run ``dtype``."""
+    out = subprocess.run([sys.executable, "-c", _OURS_VGG16, task, str(batch), str(repeats),
+                          dtype], capture_output=True, text=True, check=True, env=env)
+    if out.stdout.startswith("unsupported"):
+        print("bench: %s" % out.stdout.split(" ", 1)[1].strip(), file=sys.stderr)
+        return None
+    rate, rss = out.stdout.split()[-2:]
+    return float(rate), float(rss)
+
+
+def _alternate(sides, rounds):
+    """Median images/s (and the largest peak RSS) of each side, the sides alternated."""
+    runs = {name: [] for name in sides}
+    for _ in range(rounds):
+        for name, fn in sides.items():
+            runs[name].append(fn())
+    return {name: (_median([r[0] for r in values]), max(r[1] for r in values))
+            for name, values in runs.items()}
+
+
+def bench_torch_inference(batches=(1, 16), repeats=3, rounds=2):
+    """VGG-D fp32 inference vs PyTorch's best fp32 (plain torch.nn VGG-16, channels_last,
+    eager and torch.compile), same thread count, each run in its own process."""
+    if not _has_torch():
         return []
-    import mxnet as mx
-
-    from vggcli import models
-
     from ._env import available_cores
 
     cores = available_cores()
-    x = mx.nd.random.uniform(shape=(batch, 3, 224, 224))
-    ours_net = models.initialize(models.get_model("D"), seed=0)
-    ours_net.hybridize(static_alloc=True, static_shape=True)
-    ours, theirs = [], []
-    for _ in range(rounds):
-        ours.append(_median_rate(lambda: ours_net(x).wait_to_read(), batch, repeats))
-        out = subprocess.run([sys.executable, "-c", _TORCH_VGG16, str(cores), str(batch),
-                              str(repeats)], capture_output=True, text=True, check=True)
-        theirs.append(float(out.stdout.split()[-1]))
-    return [_row("VGG-D fp32 inference, 224, batch %d, %d threads" % (batch, cores),
-                 _median(ours), _median(theirs), "PyTorch 2.13 channels_last", 1.0,
-                 "images/s")]
+    rows = []
+    for batch in batches:
+        reps = max(repeats, 8 // batch)
+        result = _alternate({
+            "ours": lambda b=batch, r=reps: _run_ours("infer", b, r),
+            "eager": lambda b=batch, r=reps: _run_torch("infer", b, r, "eager", cores),
+            "compile": lambda b=batch, r=reps: _run_torch("infer", b, r, "compile", cores)},
+            rounds)
+        best = max(("eager", "compile"), key=lambda k: result[k][0])
+        rows.append(_row("VGG-D fp32 inference, 224, batch %d, %d threads" % (batch, cores),
+                         result["ours"][0], result[best][0],
+                         "PyTorch %s channels_last" % ("torch.compile" if best == "compile"
+                                                       else "eager"), 1.0, "images/s",
+                         note="PyTorch eager %.2f, torch.compile %.2f images/s"
+                         % (result["eager"][0], result["compile"][0])))
+    return rows
+
+
+def bench_threads(batch=4, repeats=3, rounds=2):
+    """Our default thread count (every core) vs one OpenMP thread, MXNet 1.9.1's own
+    default on this machine: VGG-D fp32 inference."""
+    from ._env import available_cores
+
+    cores = available_cores()
+    one = dict(os.environ, OMP_NUM_THREADS="1")
+    mine = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    result = _alternate({"ours": lambda: _run_ours("infer", batch, repeats, env=mine),
+                         "one": lambda: _run_ours("infer", batch, repeats, env=one)}, rounds)
+    return [_row("VGG-D fp32 inference, batch %d: our default threads (%d cores) vs 1"
+                 % (batch, cores), result["ours"][0], result["one"][0],
+                 "OMP_NUM_THREADS=1, MXNet's default", 0.5 * cores, "images/s",
+                 note="target: half of linear scaling")]
+
+
+def bench_bfloat16(batch=16, repeats=3, rounds=2):
+    """bfloat16 (AMP, oneDNN on AMX) vs our float32 and PyTorch's best bf16: inference with
+    bf16 weights, and a training step (AMP vs torch.autocast). Skipped without AMX."""
+    from ._env import available_cores
+
+    cores = available_cores()
+    if _run_ours("infer", 1, 1, "bfloat16") is None:
+        return []
+    infer = {"fp32": lambda: _run_ours("infer", batch, repeats),
+             "bf16": lambda: _run_ours("infer", batch, repeats, "bfloat16")}
+    train = {"fp32": lambda: _run_ours("train", batch, repeats),
+             "bf16": lambda: _run_ours("train", batch, repeats, "bfloat16")}
+    if _has_torch():
+        infer["torch"] = lambda: _run_torch("infer", batch, repeats, "bf16", cores)
+        infer["torch-autocast"] = lambda: _run_torch("infer", batch, repeats, "autocast", cores)
+        train["torch"] = lambda: _run_torch("train", batch, repeats, "autocast", cores)
+    infer, train = _alternate(infer, rounds), _alternate(train, rounds)
+    rows = [_row("VGG-D bf16 inference, batch %d, vs our float32" % batch, infer["bf16"][0],
+                 infer["fp32"][0], "ours, float32", 1.0, "images/s"),
+            _row("VGG-D bf16 training step, batch %d, vs our float32" % batch, train["bf16"][0],
+                 train["fp32"][0], "ours, float32", 1.0, "images/s")]
+    if "torch" in infer:
+        best = max(("torch", "torch-autocast"), key=lambda k: infer[k][0])
+        rows += [_row("VGG-D bf16 inference, batch %d" % batch, infer["bf16"][0],
+                      infer[best][0], "PyTorch %s" % ("bf16 weights, channels_last"
+                                                      if best == "torch" else "autocast"),
+                      1.0, "images/s"),
+                 _row("VGG-D bf16 training step, batch %d" % batch, train["bf16"][0],
+                      train["torch"][0], "PyTorch autocast, channels_last", 1.2, "images/s")]
+    return rows
 
 
 def bench_dense_vs_multicrop(scales=(256, 384, 512)):
@@ -378,72 +518,21 @@ def bench_distributed(epochs=1):
         shutil.rmtree(work, ignore_errors=True)
 
 
-_TORCH_TRAIN = _TORCH_LAYERS + """
-batch, steps = int(sys.argv[2]), int(sys.argv[3])
-net = nn.Sequential(*layers, nn.Flatten(), nn.Linear(25088, 4096), nn.ReLU(True), nn.Dropout(),
-                    nn.Linear(4096, 4096), nn.ReLU(True), nn.Dropout(), nn.Linear(4096, 1000))
-net = net.to(memory_format=torch.channels_last).train()
-opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
-x = torch.rand(batch, 3, 224, 224).to(memory_format=torch.channels_last) * 255 - 128
-y = torch.arange(batch) % 1000
-rates = []
-for step in range(steps + 1):
-    t = time.perf_counter()
-    opt.zero_grad(); loss = nn.functional.cross_entropy(net(x), y); loss.backward(); opt.step()
-    if step: rates.append(batch / (time.perf_counter() - t))
-print(sorted(rates)[len(rates) // 2], resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-"""
-
-_OURS_TRAIN = """
-import resource, sys, time
-import vggcli
-import mxnet as mx
-from mxnet import autograd, gluon
-from vggcli import models
-batch, steps = int(sys.argv[1]), int(sys.argv[2])
-net = models.initialize(models.get_model("D"), init="xavier", seed=0)
-net.hybridize(static_alloc=True, static_shape=True)
-trainer = gluon.Trainer(net.collect_params(), "sgd",
-                        dict(learning_rate=0.01, momentum=0.9, wd=5e-4))
-loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
-x = mx.nd.random.uniform(-128, 127, shape=(batch, 3, 224, 224))
-y = mx.nd.array([i % 1000 for i in range(batch)])
-rates = []
-for step in range(steps + 1):
-    t = time.perf_counter()
-    with autograd.record():
-        loss = loss_fn(net(x), y)
-    loss.backward(); trainer.step(batch); mx.nd.waitall()
-    if step: rates.append(batch / (time.perf_counter() - t))
-print(sorted(rates)[len(rates) // 2], resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-"""
-
-
 def bench_torch_training(batch=16, steps=3, rounds=2):
     """VGG-D training step (forward, backward, SGD with momentum and weight decay) and the
     process's peak RSS, ours vs PyTorch eager channels_last; each side in its own process."""
-    try:
-        import torch  # noqa: F401
-    except ImportError:
+    if not _has_torch():
         return []
     from ._env import available_cores
 
-    cores = str(available_cores())
-    ours, theirs = [], []
-    for _ in range(rounds):
-        ours.append(subprocess.run([sys.executable, "-c", _OURS_TRAIN, str(batch), str(steps)],
-                                   capture_output=True, text=True, check=True).stdout.split())
-        theirs.append(subprocess.run([sys.executable, "-c", _TORCH_TRAIN, cores, str(batch),
-                                      str(steps)], capture_output=True, text=True,
-                                     check=True).stdout.split())
-    rate = _median([float(r[0]) for r in ours])
-    peer_rate = _median([float(r[0]) for r in theirs])
-    rss = max(float(r[1]) for r in ours)
-    peer_rss = max(float(r[1]) for r in theirs)
-    return [_row("VGG-D training step, 224, batch %d" % batch, rate, peer_rate,
-                 "PyTorch 2.13 channels_last", 1.0, "images/s"),
-            _row("VGG-D training peak RSS, batch %d" % batch, rss, peer_rss,
-                 "PyTorch 2.13", 1.0, "MB", higher_is_better=False)]
+    cores = available_cores()
+    result = _alternate({"ours": lambda: _run_ours("train", batch, steps),
+                         "torch": lambda: _run_torch("train", batch, steps, "eager", cores)},
+                        rounds)
+    return [_row("VGG-D training step, 224, batch %d" % batch, result["ours"][0],
+                 result["torch"][0], "PyTorch channels_last", 1.0, "images/s"),
+            _row("VGG-D training peak RSS, batch %d" % batch, result["ours"][1],
+                 result["torch"][1], "PyTorch", 1.0, "MB", higher_is_better=False)]
 
 
 def bench_gflops(batch=8, repeats=3, size=4096):
@@ -504,7 +593,8 @@ def bench_int8(batch=8, repeats=3):
 
 
 BENCHES = {"inference": bench_inference, "int8": bench_int8, "torch": bench_torch_inference,
-           "torch-training": bench_torch_training, "gflops": bench_gflops,
+           "torch-training": bench_torch_training, "threads": bench_threads,
+           "bfloat16": bench_bfloat16, "gflops": bench_gflops,
            "training": bench_training, "pipeline": bench_pipeline, "packing": bench_packing,
            "dense": bench_dense_vs_multicrop, "distributed": bench_distributed}
 

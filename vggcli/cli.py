@@ -13,6 +13,7 @@ from . import __version__
 from ._env import configure_environment, quiet_warnings
 from .errors import VggError
 from .configs import CONFIGS, canonical_name
+from .precision import DTYPES
 
 
 class CliError(click.ClickException):
@@ -415,6 +416,24 @@ def load_net_for_inference(net_name, params, devices):
     return net, ctx
 
 
+def dtype_option(command):
+    return click.option(
+        "--dtype", type=click.Choice(DTYPES), default="float32", show_default=True,
+        help="Precision of convolutions and dense layers: bfloat16 on CPUs with AMX (falls "
+             "back to float32 elsewhere, with a message), float16 on GPUs.")(command)
+
+
+def prepare_dtype(dtype):
+    """The precision this run will use; says so when it differs from the one asked for.
+    Runs before MXNet is imported (AMX must be enabled first)."""
+    from .precision import prepare
+
+    used, note = prepare(dtype)
+    if note:
+        click.echo("note: " + note, err=True)
+    return used
+
+
 def _mean_option(text):
     if text is None:
         return None
@@ -453,11 +472,12 @@ def _mean_option(text):
               help="Only the first N records.")
 @click.option("--int8", "int8_images", type=click.IntRange(min=0), default=0,
               help="Run INT8 (oneDNN, CPU), calibrated on this many images (e.g. 64).")
+@dtype_option
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Output folder (scores.npy, labels.npy, ids.txt, report.json, report.md).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def eval_command(net_name, params, data, images, scales, mode, no_flip, batch_size, devices,
-                 mean, limit, int8_images, out_dir, quiet):
+                 mean, limit, int8_images, dtype, out_dir, quiet):
     """Test a network as the paper does (§3.2): dense, multi-crop, multi-scale.
 
     Prints top-1/top-5 error and writes posteriors that any numpy user can
@@ -476,6 +496,9 @@ def eval_command(net_name, params, data, images, scales, mode, no_flip, batch_si
         raise click.UsageError("give exactly one of --data and --images")
     if data and not out_dir:
         raise click.UsageError("--out is required with --data")
+    if int8_images and dtype != "float32":
+        raise click.UsageError("choose one of --int8 and --dtype")
+    dtype = prepare_dtype(dtype)
     net, ctx = load_net_for_inference(net_name, params, devices)
     meta = net.file_meta
     mean_rgb = _mean_option(mean) or meta.get("mean_rgb")
@@ -489,7 +512,7 @@ def eval_command(net_name, params, data, images, scales, mode, no_flip, batch_si
     if images:
         names = meta.get("class_names") or None
         for result in predict_folder(net, images, scales, mean_rgb, names, ctx=ctx,
-                                     flip=not no_flip):
+                                     flip=not no_flip, dtype=dtype):
             if "error" in result:
                 click.echo("%s: skipped (%s)" % (result["path"], result["error"]))
                 continue
@@ -498,7 +521,7 @@ def eval_command(net_name, params, data, images, scales, mode, no_flip, batch_si
         return
     report = evaluate(net, data, out_dir, scales, mode=mode, flip=not no_flip,
                       batch_size=batch_size, ctx=ctx, mean_rgb=mean_rgb, limit=limit,
-                      progress=not quiet, int8_images=int8_images)
+                      progress=not quiet, int8_images=int8_images, dtype=dtype)
     with open(os.path.join(out_dir, "report.md")) as f:
         click.echo(f.read().rstrip())
     click.echo("top-1 error %.2f%%, top-5 error %.2f%% (%.1f images/s); written to %s"
@@ -547,12 +570,13 @@ def fuse(folders, out_dir):
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
 @click.option("--int8", "int8_images", type=click.IntRange(min=0), default=0,
               help="Run INT8 (oneDNN, CPU), calibrated on this many images (e.g. 64).")
+@dtype_option
 @click.option("--devices", type=DevicesType(), default="cpu", show_default=True)
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
               help="Output .npz: features, labels, ids, skipped_ids, info.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def features(net_names, params_files, layer, scales, aggregate, no_flip, no_l2, images, data,
-             batch_size, int8_images, devices, out_path, quiet):
+             batch_size, int8_images, dtype, devices, out_path, quiet):
     """Very deep features for other datasets (Appendix B): dense, pooled, flip-averaged,
     multi-scale, L2-normalised descriptors of a named layer.
 
@@ -565,6 +589,9 @@ def features(net_names, params_files, layer, scales, aggregate, no_flip, no_l2, 
 
     if net_names and len(net_names) != len(params_files):
         raise click.UsageError("give --net once per --params, or not at all")
+    if int8_images and dtype != "float32":
+        raise click.UsageError("choose one of --int8 and --dtype")
+    dtype = prepare_dtype(dtype)
     nets, means, ctx = [], [], None
     for index, params in enumerate(params_files):
         net, ctx = load_net_for_inference(net_names[index] if net_names else None, params,
@@ -577,7 +604,7 @@ def features(net_names, params_files, layer, scales, aggregate, no_flip, no_l2, 
     info = extract(nets, layer, scales, out_path, images=images, data=data,
                    aggregate=aggregate, flip=not no_flip, l2=not no_l2,
                    batch_size=batch_size, ctx=ctx, means=means, progress=not quiet,
-                   int8_images=int8_images)
+                   int8_images=int8_images, dtype=dtype)
     for bad in info["skipped_list"]:
         click.echo("skipped %s: %s" % (bad["id"], bad["reason"]), err=True)
     click.echo("%d descriptors of %d dimensions (%s, Q=%s, %s) in %s; %d skipped; %.1f/s"

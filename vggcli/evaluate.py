@@ -98,8 +98,10 @@ def parse_scales(text):
 class Evaluator:
     """Posteriors of one net for images, per scale and mode (dense / multicrop)."""
 
-    def __init__(self, net, mean_rgb, ctx, batch_size=32, flip=True, int8_calibration=None):
-        """``int8_calibration``: NCHW crops (see fast.calibration_batch) to run INT8."""
+    def __init__(self, net, mean_rgb, ctx, batch_size=32, flip=True, int8_calibration=None,
+                 dtype="float32"):
+        """``int8_calibration``: NCHW crops (see fast.calibration_batch) to run INT8;
+        ``dtype``: bfloat16 or float16 to run in 16 bits (see precision.prepare)."""
         from .models import dense_form
         self.ctx, self.batch_size, self.flip = ctx, batch_size, flip
         self.crop = net.knobs["crop_size"]
@@ -112,6 +114,12 @@ class Evaluator:
             from .fast import quantize
             self.net = quantize(net, int8_calibration, ctx)
             self.dense = quantize(self.dense, int8_calibration, ctx)
+        elif dtype != "float32":
+            from .precision import check_devices, convert_for_inference
+            check_devices(dtype, ctx)
+            sample = np.zeros((1, 3, self.crop, self.crop), np.float32)
+            self.net = convert_for_inference(net, dtype, sample, ctx)
+            self.dense = convert_for_inference(self.dense, dtype, sample, ctx)
 
     def _run(self, block, batch):
         """Logits of an NHWC uint8/float batch, split across the devices."""
@@ -156,9 +164,11 @@ def _record_ids(rec_path, count):
 
 
 def evaluate(net, data, out_dir, scales, mode="dense", flip=True, batch_size=32, ctx=None,
-             mean_rgb=None, limit=None, progress=True, workers=None, int8_images=0):
+             mean_rgb=None, limit=None, progress=True, workers=None, int8_images=0,
+             dtype="float32"):
     """Evaluate ``net`` on the records of ``data`` (a .rec) and write ``out_dir``.
 
+    ``dtype`` is the precision to run in, already chosen by ``precision.prepare``.
     Returns the report dict.
     """
     import mxnet as mx
@@ -181,12 +191,14 @@ def evaluate(net, data, out_dir, scales, mode="dense", flip=True, batch_size=32,
     count = len(images) if limit is None else min(limit, len(images))
     ids = _record_ids(data, len(images))[:count]
     calibration = None
+    if int8_images and dtype != "float32":
+        raise VggError("choose one of --int8 and --dtype %s" % dtype)
     if int8_images:
         from .fast import calibration_batch
         calibration = calibration_batch(images.image, int8_images, len(images), crop,
                                         min(scales), mean_rgb)
     evaluator = Evaluator(net, mean_rgb, ctx or [mx.cpu()], batch_size=batch_size, flip=flip,
-                          int8_calibration=calibration)
+                          int8_calibration=calibration, dtype=dtype)
     modes = ("dense", "multicrop") if mode == "both" else (mode,)
     tmp = out_dir.rstrip("/") + ".tmp-%d" % os.getpid()
     shutil.rmtree(tmp, ignore_errors=True)
@@ -251,7 +263,7 @@ def evaluate(net, data, out_dir, scales, mode="dense", flip=True, batch_size=32,
     report = dict(net=net.config, train_scale=meta.get("train_scale"), data=data,
                   images=count, scales=scales, mode=mode, flip=flip, crop_size=crop,
                   precision="int8 (calibrated on %d images)" % int8_images if int8_images
-                  else "float32",
+                  else dtype,
                   top1_error=errors[1], top5_error=errors[5], rows=rows,
                   images_per_second=count / seconds if seconds > 0 else None,
                   seconds=seconds)
@@ -353,7 +365,7 @@ def fuse(folders, out_dir):
 
 
 def predict_folder(net, folder, scales, mean_rgb, class_names=None, ctx=None, top=5,
-                   flip=True):
+                   flip=True, dtype="float32"):
     """Top-``top`` classes of every image in ``folder`` (dense, multi-scale)."""
     import cv2
     import mxnet as mx
@@ -367,7 +379,7 @@ def predict_folder(net, folder, scales, mean_rgb, class_names=None, ctx=None, to
                    if n.lower().endswith(IMAGE_EXTENSIONS))
     if not paths:
         raise VggError("no images in %s" % folder)
-    evaluator = Evaluator(net, mean_rgb, ctx or [mx.cpu()], flip=flip)
+    evaluator = Evaluator(net, mean_rgb, ctx or [mx.cpu()], flip=flip, dtype=dtype)
     results = []
     for path in paths:
         image = cv2.imread(path, cv2.IMREAD_COLOR)

@@ -26,13 +26,19 @@ class Describer:
     """Descriptors of one net at one layer."""
 
     def __init__(self, net, layer, mean_rgb, ctx, flip=True, batch_size=16,
-                 int8_calibration=None):
+                 int8_calibration=None, dtype="float32"):
         from .models import dense_form
         self.block = dense_form(net, upto=layer, frozen=True)
         self.block.hybridize(static_alloc=True)
         if int8_calibration is not None:
             from .fast import quantize
             self.block = quantize(self.block, int8_calibration, ctx)
+        elif dtype != "float32":
+            from .precision import check_devices, convert_for_inference
+            check_devices(dtype, ctx)
+            crop = net.knobs["crop_size"]
+            self.block = convert_for_inference(self.block, dtype,
+                                               np.zeros((1, 3, crop, crop), np.float32), ctx)
         self.mean = np.asarray(mean_rgb, dtype=np.float32).reshape(1, 1, 1, 3)
         self.ctx, self.flip, self.batch_size = ctx, flip, batch_size
         self.dims = [channels for name, channels, _ in net.feature_info if name == layer][0]
@@ -120,11 +126,12 @@ class _RecordSource:
 
 def extract(nets, layer, scales, out_path, images=None, data=None, aggregate="mean",
             flip=True, l2=True, batch_size=16, ctx=None, means=None, progress=True,
-            window=64, workers=None, int8_images=0):
+            window=64, workers=None, int8_images=0, dtype="float32"):
     """Write descriptors of ``images`` (a folder) or ``data`` (a .rec) to ``out_path``
     (.npz: features, labels, ids, skipped_ids, info). Returns the info dict.
 
-    ``nets``: networks whose descriptors are stacked; ``means``: their mean RGBs.
+    ``nets``: networks whose descriptors are stacked; ``means``: their mean RGBs;
+    ``dtype``: the precision chosen by ``precision.prepare``.
     """
     import mxnet as mx
     from tqdm import tqdm
@@ -139,13 +146,15 @@ def extract(nets, layer, scales, out_path, images=None, data=None, aggregate="me
     source = _FolderSource(images) if images else _RecordSource(data)
     ctx = ctx or [mx.cpu()]
     calibrations = [None] * len(nets)
+    if int8_images and dtype != "float32":
+        raise VggError("choose one of --int8 and --dtype %s" % dtype)
     if int8_images:
         from .fast import calibration_batch
         calibrations = [calibration_batch(source.image, int8_images, len(source),
                                           net.knobs["crop_size"], min(scales), mean)
                         for net, mean in zip(nets, means)]
     describers = [Describer(net, layer, mean, ctx, flip=flip, batch_size=batch_size,
-                            int8_calibration=calibration)
+                            int8_calibration=calibration, dtype=dtype)
                   for net, mean, calibration in zip(nets, means, calibrations)]
     too_small = [q for q in scales for net in nets if q < net.knobs["crop_size"]]
     if too_small:
@@ -213,7 +222,7 @@ def extract(nets, layer, scales, out_path, images=None, data=None, aggregate="me
         raise VggError("no image of %s could be decoded" % (images or data))
     features.flush()
     info = dict(layer=layer, scales=scales, aggregate=aggregate, flip=flip, l2=l2,
-                precision="int8" if int8_images else "float32",
+                precision="int8" if int8_images else dtype,
                 nets=[n.config for n in nets], dims=dims, images=written,
                 skipped=len(skipped), class_names=source.class_names,
                 descriptors_per_second=written / seconds if seconds > 0 else None)

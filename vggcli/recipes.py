@@ -8,6 +8,7 @@ import sys
 
 from .configs import canonical_name
 from .errors import VggError
+from .precision import DTYPES
 
 # key: (default, type, help). Units in the help text.
 FIELDS = {
@@ -33,6 +34,8 @@ FIELDS = {
     "width_mult": (1.0, float, "multiplier on conv widths (small-scale runs)"),
     "fc_width": (4096, int, "width of fc6/fc7"),
     "devices": ("cpu", str, "cpu, cpu:0,1, gpu:0-3"),
+    "dtype": ("float32", str, "compute precision: float32, bfloat16 (CPUs with AMX; float32 "
+                              "elsewhere) or float16 (GPUs); weights stay float32"),
     "kvstore": (None, str, "local, device, nccl, dist_sync, dist_device_sync (default: "
                            "device for several GPUs, else local)"),
     "workers": (None, int, "data-loading threads (default: every core)"),
@@ -44,7 +47,8 @@ FIELDS = {
 }
 # Recipe-only descriptive keys (not training settings).
 META_FIELDS = ("description", "parent", "paper_top1_top5_err")
-RESUMABLE = ("devices", "kvstore", "workers", "epochs", "checkpoint_every", "keep", "log_every")
+RESUMABLE = ("devices", "dtype", "kvstore", "workers", "epochs", "checkpoint_every", "keep",
+             "log_every")
 
 
 def defaults():
@@ -85,6 +89,9 @@ def validate(config, where="config"):
     for key in ("wd", "patience", "max_reductions", "checkpoint_every", "pca_std", "seed"):
         if key in out and out[key] is not None and out[key] < 0:
             raise VggError("%s: %s must be >= 0, got %r" % (where, key, out[key]))
+    if out.get("dtype") not in (None,) + DTYPES:
+        raise VggError("%s: dtype must be one of %s, got %r" % (where, ", ".join(DTYPES),
+                                                                out["dtype"]))
     if out.get("init") not in (None, "normal", "xavier"):
         raise VggError("%s: init must be normal or xavier, got %r" % (where, out["init"]))
     if "scale" in out and out["scale"] is not None:

@@ -129,11 +129,11 @@ class Meter:
         self.sums = dict(state or dict(loss=0.0, top1=0.0, top5=0.0, images=0))
 
     def update(self, loss_sum, correct1, correct5, images):
-        s = self.sums
-        s["loss"] += loss_sum
-        s["top1"] += correct1
-        s["top5"] += correct5
-        s["images"] += images
+        s = self.sums  # plain floats: they go to JSON (numpy 2 keeps float32 scalars)
+        s["loss"] += float(loss_sum)
+        s["top1"] += float(correct1)
+        s["top5"] += float(correct5)
+        s["images"] += int(images)
 
     def result(self):
         n = max(self.sums["images"], 1)
@@ -159,13 +159,14 @@ def evaluate(net, loader, ctx):
     from mxnet import gluon
 
     from .data import to_network_input
+    from .precision import to_float32
 
     loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
     meter = Meter()
     for crops, offsets, labels in loader:
         parts = [gluon.utils.split_and_load(a, ctx, even_split=False)
                  for a in (crops, offsets, labels)]
-        outputs = [net(to_network_input(c, o)) for c, o in zip(parts[0], parts[1])]
+        outputs = [to_float32(net(to_network_input(c, o))) for c, o in zip(parts[0], parts[1])]
         for (loss_sum, c1, c5), label in zip(_forward_counts(outputs, parts[2], loss_fn),
                                              parts[2]):
             meter.update(loss_sum.asscalar(), c1.asscalar(), c5.asscalar(), label.shape[0])
@@ -201,8 +202,10 @@ def train_one_epoch(run, epoch, start_batch, meter_state=None):
     """Train one epoch from ``start_batch``; returns the epoch's training metrics."""
     import mxnet as mx
     from mxnet import autograd, gluon
+    from mxnet.contrib import amp
 
     from .data import to_network_input
+    from .precision import to_float32
 
     cfg, net, trainer, ctx = run["cfg"], run["net"], run["trainer"], run["ctx"]
     batches = run["train_batches"]
@@ -220,9 +223,14 @@ def train_one_epoch(run, epoch, start_batch, meter_state=None):
             parts = [gluon.utils.split_and_load(a, ctx, even_split=False)
                      for a in (crops, offsets, labels)]
             with autograd.record():
-                outputs = [net(to_network_input(c, o)) for c, o in zip(parts[0], parts[1])]
+                outputs = [to_float32(net(to_network_input(c, o)))
+                           for c, o in zip(parts[0], parts[1])]
                 losses = [run["loss_fn"](out, lab) for out, lab in zip(outputs, parts[2])]
-            autograd.backward(losses)
+                if run["loss_scaling"]:  # float16: AMP's dynamic loss scale
+                    with amp.scale_loss(losses, trainer) as scaled:
+                        autograd.backward(scaled)
+            if not run["loss_scaling"]:
+                autograd.backward(losses)
             trainer.step(labels.shape[0] * run["workers"])  # the global batch
             counts = _forward_counts(outputs, parts[2], run["loss_fn"])
             loss_sum = sum(loss.sum().asscalar() for loss in losses)
@@ -336,17 +344,24 @@ def train(cfg, meta=None, resume=False, progress=True):
     them with the optimizer, which restarts the momentum buffers there; for the
     same reason a distributed resume restores weights and schedule, not momentum.
     """
+    from . import precision
+
+    for key in ("data", "out"):
+        if not cfg.get(key):
+            raise VggError("--%s is required" % key)
+    dtype, note = precision.prepare(cfg.get("dtype") or "float32")  # before MXNet runs
+    if note:
+        print("note: " + note, file=sys.stderr, flush=True)
+
     import mxnet as mx
     from mxnet import gluon
+    from mxnet.contrib import amp
 
     from .data import read_manifest
     from .devices import check_kvstore, contexts, default_kvstore, parse_devices
     from .models import initialize, load_params, save_params
     from .schedule import PlateauSchedule
 
-    for key in ("data", "out"):
-        if not cfg.get(key):
-            raise VggError("--%s is required" % key)
     devices = parse_devices(cfg["devices"])
     kv_name = check_kvstore(cfg["kvstore"] or default_kvstore(devices))
     dist = kv_name.startswith("dist")
@@ -372,6 +387,11 @@ def train(cfg, meta=None, resume=False, progress=True):
         raise VggError("batch size %d is smaller than the %d devices"
                        % (local_batch, len(ctx)))
 
+    precision.check_devices(dtype, ctx)
+    if dtype == "float16" and dist:
+        raise VggError("--dtype float16 with a dist kvstore: AMP's loss scaling needs the "
+                       "update on the workers, which dist_sync does not do here")
+    precision.start_mixed_precision(dtype)  # before the net is built
     net = build_net(cfg, manifest["classes"])
     schedule = PlateauSchedule(cfg["lr"], patience=cfg["patience"],
                                max_reductions=cfg["max_reductions"])
@@ -390,6 +410,8 @@ def train(cfg, meta=None, resume=False, progress=True):
                             dict(learning_rate=schedule.lr, momentum=cfg["momentum"],
                                  wd=cfg["wd"]),
                             kvstore=kvstore, update_on_kvstore=True if dist else False)
+    if dtype == "float16":
+        amp.init_trainer(trainer)
     if found and not dist:
         load_optimizer(trainer, net, os.path.join(folder, "optimizer.nd"))
         trainer._optimizer.num_update = state["num_update"]
@@ -404,16 +426,17 @@ def train(cfg, meta=None, resume=False, progress=True):
                iteration=found[1]["iteration"] if found else 0,
                best=found[1]["best_val_top1_err"] if found else None,
                weights_meta=weights_meta(cfg, manifest), writer=writer, workers=parts,
-               dist=dist, rank=rank)
+               dist=dist, rank=rank, loss_scaling=dtype == "float16")
     epoch, batch = (found[1]["epoch"], found[1]["batch"]) if found else (0, 0)
     meter_state = found[1]["meter"] if found else None
     if not found:
-        log.write(event="start", time=time.time(), kvstore=kv_name,
+        log.write(event="start", time=time.time(), kvstore=kv_name, dtype=dtype,
                   devices=[str(c) for c in ctx], train_images=len(train_batches.order(0)),
                   workers=parts, config=cfg)
-    print("%s net %s on %s (kvstore %s%s): %d training / %d val images, batch %d, lr %g%s" % (
+    print("%s net %s on %s (kvstore %s%s%s): %d training / %d val images, batch %d, lr %g%s" % (
         "resuming" if found else "training", cfg["net"], ", ".join(str(c) for c in ctx),
         kv_name, ", worker %d of %d" % (rank, parts) if dist else "",
+        ", " + dtype if dtype != "float32" else "",
         train_batches.size, len(val_loader._dataset), cfg["batch_size"], schedule.lr,
         ", from epoch %d batch %d" % (epoch + 1, batch) if found else ""), flush=True)
     started = time.time()
