@@ -32,6 +32,12 @@ def test_int8_eval_agrees_with_float32(net_and_meta, digits, tmp_path):
     assert agreement >= 0.97  # seen 0.994 (357 of 359 images)
     assert abs(int8["top1_error"] - fp32["top1_error"]) <= 0.02
     assert int8["precision"].startswith("int8") and fp32["precision"] == "float32"
+    # shown to the user: measured on 32 images after the 64 calibration ones
+    fidelity = int8["fidelity"]
+    assert fp32["fidelity"] is None and fidelity["images"] == 32
+    assert fidelity["top1_agreement"] >= 0.9 and fidelity["cosine_mean"] >= 0.99
+    with open(tmp_path / "int8" / "report.md") as f:
+        assert "vs float32 on 32 held-out images: top-1 agreement" in f.read()
 
 
 def test_int8_features_are_close_to_float32(net_and_meta, digits, tmp_path):
@@ -43,6 +49,7 @@ def test_int8_features_are_close_to_float32(net_and_meta, digits, tmp_path):
     a, _, ids_a, _ = feat.load_features(str(tmp_path / "f32.npz"))
     b, _, ids_b, info = feat.load_features(str(tmp_path / "i8.npz"))
     assert ids_a == ids_b and info["precision"] == "int8"
+    assert info["fidelity"]["cosine_mean"] >= 0.99 and "top1_agreement" not in info["fidelity"]
     cosine = np.sum(a * b, axis=1)  # both L2-normalised
     assert cosine.mean() >= 0.99 and cosine.min() >= 0.95  # seen mean ~0.998
 
@@ -57,3 +64,28 @@ def test_int8_needs_the_cpu_and_images(net_and_meta):
         raise VggError("cannot decode")
     with pytest.raises(VggError, match="no readable image to calibrate"):
         calibration_batch(unreadable, 4, 3, 32, 36, meta["mean_rgb"])
+
+
+def test_fidelity_is_cosine_and_argmax_agreement(photo_batch):
+    """fast.fidelity against the formula, on blocks whose relation is known."""
+    from mxnet.gluon import nn
+
+    from vggcli.fast import fidelity
+
+    class Scaled(nn.HybridBlock):
+        def __init__(self, inner, factor, **kwargs):
+            super().__init__(**kwargs)
+            self.inner, self.factor = inner, factor
+
+        def hybrid_forward(self, F, x):
+            return self.inner(x) * self.factor
+
+    net = models.initialize(models.get_model("A", classes=10, width_mult=0.125, fc_width=32,
+                                             crop_size=64), seed=3)
+    same = fidelity(net, net, photo_batch, [mx.cpu()])
+    assert same["images"] == 4 and same["top1_agreement"] == 1.0
+    assert abs(same["cosine_mean"] - 1) < 1e-5 and abs(same["cosine_min"] - 1) < 1e-5
+    scaled = fidelity(net, Scaled(net, 3.0), photo_batch, [mx.cpu()])
+    assert abs(scaled["cosine_mean"] - 1) < 1e-5  # cosine ignores scale
+    flipped = fidelity(net, Scaled(net, -1.0), photo_batch, [mx.cpu()], scores=False)
+    assert abs(flipped["cosine_mean"] + 1) < 1e-5 and "top1_agreement" not in flipped

@@ -49,11 +49,14 @@ def test_prepare_enables_amx_only_with_the_kernels_permission(monkeypatch):
 
 def test_cpu_flags_are_read_from_proc(tmp_path):
     info = tmp_path / "cpuinfo"
-    info.write_text("processor\t: 0\nflags\t\t: fpu avx512f amx_bf16 amx_tile\n\n"
-                    "processor\t: 1\nflags\t\t: fpu avx512f amx_bf16 amx_tile\n")
+    info.write_text("processor\t: 0\nmodel name\t: Intel(R) Xeon(R) Processor\n"
+                    "flags\t\t: fpu avx2 avx512f amx_bf16 amx_tile\n\n"
+                    "processor\t: 1\nflags\t\t: fpu avx2 avx512f amx_bf16 amx_tile\n")
     flags = precision.cpu_flags(str(info))
     assert precision.bfloat16_isa(flags) == "amx"
+    assert precision.cpu_description(str(info)) == "Intel(R) Xeon(R) Processor, AVX-512 AMX-BF16"
     assert precision.cpu_flags(str(tmp_path / "missing")) == set()
+    assert precision.cpu_description(str(tmp_path / "missing")) == "unknown CPU, no AVX2"
 
 
 def test_dtype_needs_the_right_devices():
@@ -115,6 +118,8 @@ def test_bfloat16_eval_agrees_with_float32(net_and_meta, digits, tmp_path):
     assert not np.array_equal(a, b)  # it did compute in 16 bits
     assert np.mean(a.argmax(axis=1) == b.argmax(axis=1)) >= 0.99
     assert abs(bf16["top1_error"] - fp32["top1_error"]) <= 0.01
+    assert bf16["fidelity"]["top1_agreement"] >= 0.95
+    assert bf16["fidelity"]["cosine_mean"] >= 0.99
 
 
 @needs_bf16
@@ -128,6 +133,7 @@ def test_bfloat16_features_are_close_to_float32(net_and_meta, digits, tmp_path):
     a, _, ids_a, _ = feat.load_features(str(tmp_path / "f32.npz"))
     b, _, ids_b, info = feat.load_features(str(tmp_path / "b16.npz"))
     assert ids_a == ids_b and info["precision"] == "bfloat16"
+    assert info["fidelity"]["cosine_mean"] >= 0.99
     cosine = np.sum(a * b, axis=1)  # both L2-normalised
     assert cosine.mean() >= 0.99 and cosine.min() >= 0.95
 

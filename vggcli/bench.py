@@ -175,7 +175,7 @@ def _train_step_rate(net, batch, repeats):
     return _median_rate(step, batch, repeats)
 
 
-def bench_training(batch=16, repeats=3):
+def bench_training(batch=8, repeats=2):
     """VGG-D training step (forward, backward, SGD), ours vs GluonCV vgg16, same trainer."""
     import mxnet as mx
     from ._compat import gluoncv_model_zoo
@@ -188,8 +188,11 @@ def bench_training(batch=16, repeats=3):
     peer = gcv_get_model("vgg16", pretrained=False)
     peer.initialize(mx.init.Xavier())
     peer.hybridize(static_alloc=True, static_shape=True)
-    ours_rate = _train_step_rate(ours, batch, repeats)
-    peer_rate = _train_step_rate(peer, batch, repeats)
+    rates = {"ours": [], "peer": []}
+    for _ in range(2):  # interleave the two sides
+        for name, net in (("ours", ours), ("peer", peer)):
+            rates[name].append(_train_step_rate(net, batch, repeats))
+    ours_rate, peer_rate = _median(rates["ours"]), _median(rates["peer"])
     return [_row("VGG-D training step, 224, batch %d" % batch, ours_rate, peer_rate,
                  "GluonCV vgg16", 1.0, "images/s")]
 
@@ -258,11 +261,21 @@ def bench_pipeline(count=240, batch=32, batches=6):
 
 # --- PyTorch peer, dense vs multi-crop, features, distributed -----------------------
 
+# Peak RSS of this process's own memory: VmHWM. Not ru_maxrss, which a child inherits
+# from the parent it was forked from (the bench process, several GB by then).
+_PEAK_RSS = """
+def peak_rss_mb():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+"""
+
 # VGG-16 (net D) in plain torch.nn for the PyTorch peers. argv: threads, task (infer or
 # train), batch, repetitions, variant (eager, compile, bf16: bf16 weights, autocast: bf16
 # autocast). Prints the median images/s and the peak RSS in MB.
-_TORCH_VGG16 = """
-import resource, sys, time, torch, torch.nn as nn
+_TORCH_VGG16 = _PEAK_RSS + """
+import sys, time, torch, torch.nn as nn
 threads, task, batch, reps, variant = sys.argv[1:6]
 batch, reps, train = int(batch), int(reps), task == "train"
 torch.set_num_threads(int(threads))
@@ -300,13 +313,13 @@ for _ in range(2 if variant == "compile" else 1):
 rates = []
 for _ in range(reps):
     t = time.perf_counter(); step(); rates.append(batch / (time.perf_counter() - t))
-print(sorted(rates)[len(rates) // 2], resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+print(sorted(rates)[len(rates) // 2], peak_rss_mb())
 """
 
 # Our net D, the same way. argv: task, batch, repetitions, dtype. Prints images/s and peak
 # RSS in MB, or "unsupported <why>" where this CPU cannot run the dtype.
-_OURS_VGG16 = """
-import resource, sys, time
+_OURS_VGG16 = _PEAK_RSS + """
+import sys, time
 task, batch, reps, dtype = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 from vggcli import precision
 used, note = precision.prepare(dtype)  # before MXNet runs (AMX)
@@ -336,7 +349,7 @@ step()
 rates = []
 for _ in range(reps):
     t = time.perf_counter(); step(); rates.append(batch / (time.perf_counter() - t))
-print(sorted(rates)[len(rates) // 2], resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+print(sorted(rates)[len(rates) // 2], peak_rss_mb())
 """
 
 
@@ -369,12 +382,17 @@ def _run_ours(task, batch, repeats, dtype="float32", env=None):
     return float(rate), float(rss)
 
 
-def _alternate(sides, rounds):
-    """Median images/s (and the largest peak RSS) of each side, the sides alternated."""
+_MEASURED = {}  # (task, batch) -> our float32 images/s in this run, reused by bench_gflops
+
+
+def _alternate(sides, rounds, once=()):
+    """Median images/s (and the largest peak RSS) of each side, the sides alternated;
+    sides in ``once`` (slow to start, like torch.compile) run in the first round only."""
     runs = {name: [] for name in sides}
-    for _ in range(rounds):
+    for round_index in range(rounds):
         for name, fn in sides.items():
-            runs[name].append(fn())
+            if round_index == 0 or name not in once:
+                runs[name].append(fn())
     return {name: (_median([r[0] for r in values]), max(r[1] for r in values))
             for name, values in runs.items()}
 
@@ -394,7 +412,8 @@ def bench_torch_inference(batches=(1, 16), repeats=3, rounds=2):
             "ours": lambda b=batch, r=reps: _run_ours("infer", b, r),
             "eager": lambda b=batch, r=reps: _run_torch("infer", b, r, "eager", cores),
             "compile": lambda b=batch, r=reps: _run_torch("infer", b, r, "compile", cores)},
-            rounds)
+            rounds, once=("compile",))
+        _MEASURED["infer", batch] = result["ours"][0]
         best = max(("eager", "compile"), key=lambda k: result[k][0])
         rows.append(_row("VGG-D fp32 inference, 224, batch %d, %d threads" % (batch, cores),
                          result["ours"][0], result[best][0],
@@ -518,7 +537,7 @@ def bench_distributed(epochs=1):
         shutil.rmtree(work, ignore_errors=True)
 
 
-def bench_torch_training(batch=16, steps=3, rounds=2):
+def bench_torch_training(batch=16, steps=2, rounds=2):
     """VGG-D training step (forward, backward, SGD with momentum and weight decay) and the
     process's peak RSS, ours vs PyTorch eager channels_last; each side in its own process."""
     if not _has_torch():
@@ -529,44 +548,32 @@ def bench_torch_training(batch=16, steps=3, rounds=2):
     result = _alternate({"ours": lambda: _run_ours("train", batch, steps),
                          "torch": lambda: _run_torch("train", batch, steps, "eager", cores)},
                         rounds)
+    _MEASURED["train", batch] = result["ours"][0]
     return [_row("VGG-D training step, 224, batch %d" % batch, result["ours"][0],
                  result["torch"][0], "PyTorch channels_last", 1.0, "images/s"),
             _row("VGG-D training peak RSS, batch %d" % batch, result["ours"][1],
                  result["torch"][1], "PyTorch", 1.0, "MB", higher_is_better=False)]
 
 
-def bench_gflops(batch=8, repeats=3, size=4096):
-    """Achieved GFLOP/s of VGG-D inference and training against this machine's fp32 GEMM
-    ceiling (mx.nd.dot of size^3), measured in the same run."""
+def bench_gflops(batch=16, repeats=3, size=4096):
+    """Achieved GFLOP/s of VGG-D inference and training (batch 16) against this machine's
+    fp32 GEMM ceiling (mx.nd.dot of size^3), measured in the same run. The images/s come
+    from the PyTorch comparisons when they ran, else from their own processes."""
     import mxnet as mx
-    from mxnet import autograd, gluon
 
     from vggcli import models
 
     a = mx.nd.random.uniform(shape=(size, size))
     gemm = _median_rate(lambda: mx.nd.dot(a, a).wait_to_read(), 2.0 * size ** 3 / 1e9,
                         repeats)
-    net = models.initialize(models.get_model("D"), init="xavier", seed=0)
-    net.hybridize(static_alloc=True, static_shape=True)
-    x = mx.nd.random.uniform(-128, 127, shape=(batch, 3, 224, 224))
     flops = 2.0 * models.multiply_adds("D") / 1e9  # 30.9 GFLOP per image
-    infer = _median_rate(lambda: net(x).wait_to_read(), batch * flops, repeats)
-    trainer = gluon.Trainer(net.collect_params(), "sgd", dict(learning_rate=0.01,
-                                                               momentum=0.9))
-    loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
-    y = mx.nd.array([i % 1000 for i in range(batch)])
-
-    def step():
-        with autograd.record():
-            loss = loss_fn(net(x), y)
-        loss.backward()
-        trainer.step(batch)
-        mx.nd.waitall()
-    train = _median_rate(step, batch * 3 * flops, repeats)  # backward ~ 2x forward
-    return [_row("VGG-D fp32 inference, share of the GEMM ceiling", infer, gemm,
-                 "mx.nd.dot %d^3" % size, 0.7, "GFLOP/s"),
-            _row("VGG-D fp32 training, share of the GEMM ceiling", train, gemm,
-                 "mx.nd.dot %d^3" % size, 0.7, "GFLOP/s")]
+    infer = _MEASURED.get(("infer", batch)) or _run_ours("infer", batch, repeats)[0]
+    train = _MEASURED.get(("train", batch)) or _run_ours("train", batch, 2)[0]
+    return [_row("VGG-D fp32 inference, batch %d, share of the GEMM ceiling" % batch,
+                 infer * flops, gemm, "mx.nd.dot %d^3" % size, 0.7, "GFLOP/s"),
+            _row("VGG-D fp32 training, batch %d, share of the GEMM ceiling" % batch,
+                 train * 3 * flops, gemm, "mx.nd.dot %d^3" % size, 0.7, "GFLOP/s",
+                 note="backward counted as 2x forward")]
 
 
 def bench_int8(batch=8, repeats=3):
@@ -587,9 +594,9 @@ def bench_int8(batch=8, repeats=3):
     x = mx.nd.array(np.concatenate([calibration] * (batch // len(calibration) + 1))[:batch])
     fp32 = _median_rate(lambda: net(x).wait_to_read(), batch, repeats)
     int8 = _median_rate(lambda: quantized(x).wait_to_read(), batch, repeats)
+    from .precision import cpu_description
     return [_row("VGG-D inference, 224, batch %d: INT8 vs float32" % batch, int8, fp32,
-                 "ours, float32", 3.0, "images/s",
-                 note="this CPU has AVX2 only (no VNNI/AVX-512)")]
+                 "ours, float32", 3.0, "images/s", note=cpu_description())]
 
 
 BENCHES = {"inference": bench_inference, "int8": bench_int8, "torch": bench_torch_inference,
@@ -618,13 +625,21 @@ def main(argv=None):
     rows = []
     for name in names:
         print("bench: %s ..." % name, file=sys.stderr, flush=True)
+        started = time.perf_counter()
         rows += BENCHES[name]()
+        print("bench: %s took %.0f s" % (name, time.perf_counter() - started), file=sys.stderr,
+              flush=True)
+    from ._env import available_cores
+    from .precision import cpu_description
+    machine = "%s; %d cores" % (cpu_description(), available_cores())
     os.makedirs(OUT_DIR, exist_ok=True)
     with open(os.path.join(OUT_DIR, "results.json"), "w") as f:
-        json.dump(dict(date=time.strftime("%Y-%m-%d"), rows=rows), f, indent=2)
+        json.dump(dict(date=time.strftime("%Y-%m-%d"), machine=machine, rows=rows), f,
+                  indent=2)
     table = render(rows)
     with open(os.path.join(OUT_DIR, "results.md"), "w") as f:
-        f.write(table + "\n")
+        f.write("%s, %s\n\n%s\n" % (time.strftime("%Y-%m-%d"), machine, table))
+    print(machine)
     print(table)
     return 0
 

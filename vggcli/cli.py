@@ -607,6 +607,9 @@ def features(net_names, params_files, layer, scales, aggregate, no_flip, no_l2, 
                    int8_images=int8_images, dtype=dtype)
     for bad in info["skipped_list"]:
         click.echo("skipped %s: %s" % (bad["id"], bad["reason"]), err=True)
+    if info.get("fidelity"):
+        from .fast import describe_fidelity
+        click.echo(describe_fidelity(info["precision"], info["fidelity"]))
     click.echo("%d descriptors of %d dimensions (%s, Q=%s, %s) in %s; %d skipped; %.1f/s"
                % (info["images"], info["dims"], layer, ",".join(map(str, scales)), aggregate,
                   info["path"], info["skipped"], info["descriptors_per_second"] or 0))

@@ -197,8 +197,15 @@ def evaluate(net, data, out_dir, scales, mode="dense", flip=True, batch_size=32,
         from .fast import calibration_batch
         calibration = calibration_batch(images.image, int8_images, len(images), crop,
                                         min(scales), mean_rgb)
-    evaluator = Evaluator(net, mean_rgb, ctx or [mx.cpu()], batch_size=batch_size, flip=flip,
+    ctx = ctx or [mx.cpu()]
+    evaluator = Evaluator(net, mean_rgb, ctx, batch_size=batch_size, flip=flip,
                           int8_calibration=calibration, dtype=dtype)
+    fidelity = None
+    if evaluator.net is not net:  # a fast path: how closely it follows float32
+        from .fast import fidelity_batch, fidelity as measure
+        check = fidelity_batch(images.image, len(images), crop, min(scales), mean_rgb,
+                               after=int8_images)
+        fidelity = measure(net, evaluator.net, check, ctx)
     modes = ("dense", "multicrop") if mode == "both" else (mode,)
     tmp = out_dir.rstrip("/") + ".tmp-%d" % os.getpid()
     shutil.rmtree(tmp, ignore_errors=True)
@@ -263,7 +270,7 @@ def evaluate(net, data, out_dir, scales, mode="dense", flip=True, batch_size=32,
     report = dict(net=net.config, train_scale=meta.get("train_scale"), data=data,
                   images=count, scales=scales, mode=mode, flip=flip, crop_size=crop,
                   precision="int8 (calibrated on %d images)" % int8_images if int8_images
-                  else dtype,
+                  else dtype, fidelity=fidelity,
                   top1_error=errors[1], top5_error=errors[5], rows=rows,
                   images_per_second=count / seconds if seconds > 0 else None,
                   seconds=seconds)
@@ -289,9 +296,13 @@ def _write_reports(folder, report, title):
           r["mode"] + ("" if report.get("flip", True) else ", no flip"),
           "%.1f" % (100 * r["top1_error"]), "%.1f" % (100 * r["top5_error"])]
          for r in report["rows"]])
+    precision = ""
+    if report.get("fidelity"):
+        from .fast import describe_fidelity
+        precision = "\n%s.\n" % describe_fidelity(report["precision"], report["fidelity"])
     with open(os.path.join(folder, "report.md"), "w") as f:
-        f.write("# %s\n\n%d images, %s.\n\n%s\n" % (
-            title, report["images"], report.get("data") or "", table))
+        f.write("# %s\n\n%d images, %s.\n%s\n%s\n" % (
+            title, report["images"], report.get("data") or "", precision, table))
 
 
 def load_scores(folder):

@@ -156,6 +156,18 @@ def extract(nets, layer, scales, out_path, images=None, data=None, aggregate="me
     describers = [Describer(net, layer, mean, ctx, flip=flip, batch_size=batch_size,
                             int8_calibration=calibration, dtype=dtype)
                   for net, mean, calibration in zip(nets, means, calibrations)]
+    fidelity = None
+    if int8_images or dtype != "float32":  # how closely the fast path follows float32
+        from .fast import fidelity as measure, fidelity_batch
+        from .models import dense_form
+        per_net = []
+        for net, mean, describer in zip(nets, means, describers):
+            reference = dense_form(net, upto=layer, frozen=True)
+            reference.hybridize(static_alloc=True)
+            check = fidelity_batch(source.image, len(source), net.knobs["crop_size"],
+                                   min(scales), mean, after=int8_images)
+            per_net.append(measure(reference, describer.block, check, ctx, scores=False))
+        fidelity = min(per_net, key=lambda f: f["cosine_mean"])
     too_small = [q for q in scales for net in nets if q < net.knobs["crop_size"]]
     if too_small:
         raise VggError("scale %d is smaller than the crop size: the dense net needs Q >= crop"
@@ -222,7 +234,7 @@ def extract(nets, layer, scales, out_path, images=None, data=None, aggregate="me
         raise VggError("no image of %s could be decoded" % (images or data))
     features.flush()
     info = dict(layer=layer, scales=scales, aggregate=aggregate, flip=flip, l2=l2,
-                precision="int8" if int8_images else dtype,
+                precision="int8" if int8_images else dtype, fidelity=fidelity,
                 nets=[n.config for n in nets], dims=dims, images=written,
                 skipped=len(skipped), class_names=source.class_names,
                 descriptors_per_second=written / seconds if seconds > 0 else None)

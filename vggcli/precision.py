@@ -43,6 +43,26 @@ def cpu_flags(path="/proc/cpuinfo"):
     return set()
 
 
+def cpu_description(path="/proc/cpuinfo"):
+    """'<model name>, <vector/matrix extensions>' for reports."""
+    model = "unknown CPU"
+    try:
+        with open(path) as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    flags = cpu_flags(path)
+    named = [("avx512f", "AVX-512"), ("avx512_vnni", "VNNI"), ("avx512_bf16", "AVX512-BF16"),
+             ("amx_bf16", "AMX-BF16"), ("amx_int8", "AMX-INT8")]
+    extensions = [name for flag, name in named if flag in flags]
+    if not extensions:
+        extensions = ["AVX2 only" if "avx2" in flags else "no AVX2"]
+    return "%s, %s" % (model, " ".join(extensions))
+
+
 def bfloat16_isa(flags=None):
     """'amx', 'avx512_bf16' or None: the best bf16 instructions of this CPU."""
     flags = cpu_flags() if flags is None else flags
