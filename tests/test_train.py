@@ -190,6 +190,10 @@ def test_recipe_plan_prints_the_exact_chain():
     assert ("vgg train --recipe E-256 --data d --out runs/E-256 --init-from "
             "runs/A-256/best.params --devices gpu:0-3") in result.output
     assert "--finetune-from runs/E-384/best.params" in result.output
+    assert "--dtype" not in result.output
+    result = CliRunner().invoke(cli, ["recipe", "plan", "D-256", "--dtype", "bfloat16"])
+    lines = [line for line in result.output.splitlines() if line.startswith("vgg train")]
+    assert len(lines) == 2 and all(line.endswith(" --dtype bfloat16") for line in lines)
 
 
 def test_recipe_validation_errors(tmp_path):

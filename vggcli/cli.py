@@ -353,7 +353,9 @@ def recipe_show(name):
 @click.option("--data", default="DATA", show_default=True, help="Packed dataset folder.")
 @click.option("--runs", default="runs", show_default=True, help="Folder for the run folders.")
 @click.option("--devices", default=None, help="Devices for every run, e.g. gpu:0-3.")
-def recipe_plan(name, data, runs, devices):
+@click.option("--dtype", type=click.Choice(DTYPES), default="float32", show_default=True,
+              help="Precision for every run (see vgg train --dtype).")
+def recipe_plan(name, data, runs, devices, dtype):
     """Print the chain of runs that produces a recipe, as exact commands.
 
     \b
@@ -362,7 +364,7 @@ def recipe_plan(name, data, runs, devices):
     """
     from .recipes import plan_commands
 
-    steps = plan_commands(name, data=data, runs=runs, devices=devices)
+    steps = plan_commands(name, data=data, runs=runs, devices=devices, dtype=dtype)
     click.echo(" -> ".join(step[0] for step in steps))
     for number, (step, description, command) in enumerate(steps, 1):
         click.echo("\n# %d. %s: %s\n%s" % (number, step, description, command))

@@ -166,7 +166,7 @@ def chain(name):
         names.insert(0, parent)
 
 
-def plan_commands(name, data="DATA", runs="runs", devices=None):
+def plan_commands(name, data="DATA", runs="runs", devices=None, dtype=None):
     """The exact ``vgg train`` commands that produce recipe ``name`` from scratch."""
     commands = []
     for recipe in chain(name):
@@ -179,5 +179,7 @@ def plan_commands(name, data="DATA", runs="runs", devices=None):
             cmd += " %s %s/%s/best.params" % (flag, runs, parent)
         if devices:
             cmd += " --devices %s" % devices
+        if dtype and dtype != "float32":
+            cmd += " --dtype %s" % dtype
         commands.append((recipe, loaded.get("description", ""), cmd))
     return commands
