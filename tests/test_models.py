@@ -210,6 +210,17 @@ def test_params_round_trip(tmp_path, photo_batch):
     other = models.get_model("E", **SMALL)
     models.load_params(other, path)
     np.testing.assert_array_equal(other(x).asnumpy(), net(x).asnumpy())
+    # inference loads carry no gradient buffers (VGG-16: 528 MB saved), nor does the
+    # dense head's frozen copy; training loads do
+    params = list(loaded.collect_params().values())
+    params += list(models.dense_form(loaded, frozen=True).collect_params().values())
+    assert {p.grad_req for p in params} == {"null"}
+    with pytest.raises(RuntimeError, match="grad_req='null'"):
+        params[0].grad()
+    trainable = models.load_model(path, for_training=True)
+    assert {p.grad_req for p in trainable.collect_params().values()} == {"write"}
+    first = trainable.features._children["conv1_1"].weight
+    assert first.grad().shape == first.shape
 
 
 def test_loading_another_config_names_both(tmp_path):

@@ -329,7 +329,10 @@ import mxnet as mx
 from mxnet import autograd, gluon
 from vggcli import models
 precision.start_mixed_precision(dtype if task == "train" else "float32")
-net = models.initialize(models.get_model("D"), init="xavier", seed=0)
+net = models.get_model("D")
+if task != "train":  # as PyTorch, which allocates gradients only in backward
+    net.collect_params().setattr("grad_req", "null")
+net = models.initialize(net, init="xavier", seed=0)
 net.hybridize(static_alloc=True, static_shape=True)
 x = mx.nd.random.uniform(-128, 127, shape=(batch, 3, 224, 224))
 if task == "train":

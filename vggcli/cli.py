@@ -413,6 +413,7 @@ def load_net_for_inference(net_name, params, devices):
         raise VggError("params file %s does not say which net it holds: give --net" % params)
     classes = arrays["fc8.weight"].shape[0] if "fc8.weight" in arrays else 1000
     net = get_model(net_name, classes=classes)
+    net.collect_params().setattr("grad_req", "null")  # inference: no gradient buffers
     load_params(net, params, ctx=ctx)
     net.file_meta = {}
     return net, ctx

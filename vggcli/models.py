@@ -147,12 +147,14 @@ class DenseVGG(HybridBlock):
                     if frozen:
                         shape = (dense._units, dense.weight.shape[1] // (kernel * kernel),
                                  kernel, kernel)
-                        weight = self.params.get(name + "_conv_weight", shape=shape)
-                        bias = self.params.get(name + "_conv_bias", shape=dense.bias.shape)
+                        # no gradient buffers: a frozen copy is never trained
+                        weight = self.params.get(name + "_conv_weight", shape=shape,
+                                                 grad_req="null")
+                        bias = self.params.get(name + "_conv_bias", shape=dense.bias.shape,
+                                               grad_req="null")
                         for param, source in ((weight, dense.weight), (bias, dense.bias)):
-                            data = source.data()
-                            param.initialize(ctx=source.list_ctx())
-                            param.set_data(data.reshape(param.shape))
+                            param._load_init(source.data().reshape(param.shape),
+                                             source.list_ctx())
                         setattr(self, name + "_weight", weight)
                         setattr(self, name + "_bias", bias)
                     else:
@@ -333,10 +335,12 @@ def _set_params(net, path, arrays, meta, ctx):
         param._load_init(arrays[name], ctx or mx.cpu(), cast_dtype=True)
 
 
-def load_model(path, ctx=None, **overrides):
+def load_model(path, ctx=None, for_training=False, **overrides):
     """Build the net described inside a params file and load its weights.
 
     ``overrides`` change knobs that do not alter shapes (e.g. ``dropout``).
+    Unless ``for_training``, the parameters get no gradient buffers (for VGG-16
+    they would double the memory: 528 MB).
     """
     arrays, meta = read_params(path)
     if not meta:
@@ -344,6 +348,8 @@ def load_model(path, ctx=None, **overrides):
                        "and use load_params()" % path)
     knobs = {k: meta[k] for k in ("classes", "width_mult", "fc_width", "crop_size") if k in meta}
     net = get_model(meta["net"], **dict(knobs, **overrides))
+    if not for_training:
+        net.collect_params().setattr("grad_req", "null")
     _set_params(net, path, arrays, meta, ctx)
     net.file_meta = meta  # preprocessing, training scale, class names (if saved)
     return net
