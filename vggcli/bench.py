@@ -31,6 +31,33 @@ def _median_rate(fn, images, repeats):
     return _median(rates)
 
 
+def _interleave(sides, rounds, once=()):
+    """Each side's results over ``rounds``, the sides alternated; sides in ``once`` (slow
+    to start, like torch.compile) run in the first round only."""
+    runs = {name: [] for name in sides}
+    for round_index in range(rounds):
+        for name, fn in sides.items():
+            if round_index == 0 or name not in once:
+                runs[name].append(fn())
+    return runs
+
+
+def _gluoncv_pair():
+    """Our net D and GluonCV's model-zoo vgg16, both Xavier-initialised and hybridized as
+    we run ours."""
+    import mxnet as mx
+    from ._compat import gluoncv_model_zoo
+
+    from vggcli import models
+
+    ours = models.initialize(models.get_model("D"), init="xavier", seed=0)
+    ours.hybridize(static_alloc=True, static_shape=True)
+    peer = gluoncv_model_zoo().get_model("vgg16", pretrained=False)
+    peer.initialize(mx.init.Xavier())
+    peer.hybridize(static_alloc=True, static_shape=True)
+    return ours, peer
+
+
 def _row(figure, ours, peer, peer_name, target, unit, higher_is_better=True, note=""):
     ratio = ours / peer if higher_is_better else peer / ours
     return dict(figure=figure, ours=ours, peer=peer, peer_name=peer_name, ratio=ratio,
@@ -42,21 +69,12 @@ def _row(figure, ours, peer, peer_name, target, unit, higher_is_better=True, not
 def bench_inference(batch=4, repeats=5):
     """VGG-D fp32 inference, ours vs GluonCV's model-zoo vgg16."""
     import mxnet as mx
-    from ._compat import gluoncv_model_zoo
-    gcv_get_model = gluoncv_model_zoo().get_model
-
-    from vggcli import models
 
     x = mx.nd.random.uniform(shape=(batch, 3, 224, 224))
-    ours = models.initialize(models.get_model("D"), seed=0)
-    ours.hybridize(static_alloc=True, static_shape=True)
-    peer = gcv_get_model("vgg16", pretrained=False)
-    peer.initialize(mx.init.Xavier())
-    peer.hybridize(static_alloc=True, static_shape=True)
-    rates = {"ours": [], "peer": []}
-    for _ in range(2):  # interleave the two sides
-        for name, net in (("ours", ours), ("peer", peer)):
-            rates[name].append(_median_rate(lambda n=net: n(x).wait_to_read(), batch, repeats))
+    ours, peer = _gluoncv_pair()
+    rates = _interleave({name: lambda n=net: _median_rate(lambda: n(x).wait_to_read(), batch,
+                                                          repeats)
+                         for name, net in (("ours", ours), ("peer", peer))}, 2)
     return [_row("VGG-D fp32 inference, 224, batch %d" % batch, _median(rates["ours"]),
                  _median(rates["peer"]), "GluonCV vgg16", 1.0, "images/s")]
 
@@ -177,21 +195,9 @@ def _train_step_rate(net, batch, repeats):
 
 def bench_training(batch=8, repeats=2):
     """VGG-D training step (forward, backward, SGD), ours vs GluonCV vgg16, same trainer."""
-    import mxnet as mx
-    from ._compat import gluoncv_model_zoo
-    gcv_get_model = gluoncv_model_zoo().get_model
-
-    from vggcli import models
-
-    ours = models.initialize(models.get_model("D"), init="xavier", seed=0)
-    ours.hybridize(static_alloc=True, static_shape=True)
-    peer = gcv_get_model("vgg16", pretrained=False)
-    peer.initialize(mx.init.Xavier())
-    peer.hybridize(static_alloc=True, static_shape=True)
-    rates = {"ours": [], "peer": []}
-    for _ in range(2):  # interleave the two sides
-        for name, net in (("ours", ours), ("peer", peer)):
-            rates[name].append(_train_step_rate(net, batch, repeats))
+    ours, peer = _gluoncv_pair()
+    rates = _interleave({name: lambda n=net: _train_step_rate(n, batch, repeats)
+                         for name, net in (("ours", ours), ("peer", peer))}, 2)
     ours_rate, peer_rate = _median(rates["ours"]), _median(rates["peer"])
     return [_row("VGG-D training step, 224, batch %d" % batch, ours_rate, peer_rate,
                  "GluonCV vgg16", 1.0, "images/s")]
@@ -322,7 +328,7 @@ _OURS_VGG16 = _PEAK_RSS + """
 import sys, time
 task, batch, reps, dtype = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 from vggcli import precision
-used, note = precision.prepare(dtype)  # before MXNet runs (AMX)
+used, note = precision.prepare(dtype)  # bfloat16 falls back where there is no AMX
 if used != dtype:
     print("unsupported", note); sys.exit(0)
 import mxnet as mx
@@ -389,13 +395,8 @@ _MEASURED = {}  # (task, batch) -> our float32 images/s in this run, reused by b
 
 
 def _alternate(sides, rounds, once=()):
-    """Median images/s (and the largest peak RSS) of each side, the sides alternated;
-    sides in ``once`` (slow to start, like torch.compile) run in the first round only."""
-    runs = {name: [] for name in sides}
-    for round_index in range(rounds):
-        for name, fn in sides.items():
-            if round_index == 0 or name not in once:
-                runs[name].append(fn())
+    """Median images/s (and the largest peak RSS) of each side's (images/s, RSS) runs."""
+    runs = _interleave(sides, rounds, once)
     return {name: (_median([r[0] for r in values]), max(r[1] for r in values))
             for name, values in runs.items()}
 

@@ -426,17 +426,6 @@ def dtype_option(command):
              "back to float32 elsewhere, with a message), float16 on GPUs.")(command)
 
 
-def prepare_dtype(dtype):
-    """The precision this run will use; says so when it differs from the one asked for.
-    Runs before MXNet is imported (AMX must be enabled first)."""
-    from .precision import prepare
-
-    used, note = prepare(dtype)
-    if note:
-        click.echo("note: " + note, err=True)
-    return used
-
-
 def _mean_option(text):
     if text is None:
         return None
@@ -499,9 +488,6 @@ def eval_command(net_name, params, data, images, scales, mode, no_flip, batch_si
         raise click.UsageError("give exactly one of --data and --images")
     if data and not out_dir:
         raise click.UsageError("--out is required with --data")
-    if int8_images and dtype != "float32":
-        raise click.UsageError("choose one of --int8 and --dtype")
-    dtype = prepare_dtype(dtype)
     net, ctx = load_net_for_inference(net_name, params, devices)
     meta = net.file_meta
     mean_rgb = _mean_option(mean) or meta.get("mean_rgb")
@@ -592,9 +578,6 @@ def features(net_names, params_files, layer, scales, aggregate, no_flip, no_l2, 
 
     if net_names and len(net_names) != len(params_files):
         raise click.UsageError("give --net once per --params, or not at all")
-    if int8_images and dtype != "float32":
-        raise click.UsageError("choose one of --int8 and --dtype")
-    dtype = prepare_dtype(dtype)
     nets, means, ctx = [], [], None
     for index, params in enumerate(params_files):
         net, ctx = load_net_for_inference(net_names[index] if net_names else None, params,

@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from .errors import VggError
+from .precision import resolve
 
 MODES = ("dense", "multicrop", "both")
 GRID = 5
@@ -101,7 +102,8 @@ class Evaluator:
     def __init__(self, net, mean_rgb, ctx, batch_size=32, flip=True, int8_calibration=None,
                  dtype="float32"):
         """``int8_calibration``: NCHW crops (see fast.calibration_batch) to run INT8;
-        ``dtype``: bfloat16 or float16 to run in 16 bits (see precision.prepare)."""
+        ``dtype``: bfloat16 or float16 to run in 16 bits, as decided by
+        ``precision.resolve``."""
         from .models import dense_form
         self.ctx, self.batch_size, self.flip = ctx, batch_size, flip
         self.crop = net.knobs["crop_size"]
@@ -168,8 +170,8 @@ def evaluate(net, data, out_dir, scales, mode="dense", flip=True, batch_size=32,
              dtype="float32"):
     """Evaluate ``net`` on the records of ``data`` (a .rec) and write ``out_dir``.
 
-    ``dtype`` is the precision to run in, already chosen by ``precision.prepare``.
-    Returns the report dict.
+    ``dtype``: the precision asked for (bfloat16 falls back to float32, with a note,
+    where the CPU has no AMX). Returns the report dict.
     """
     import mxnet as mx
     from tqdm import tqdm
@@ -193,6 +195,7 @@ def evaluate(net, data, out_dir, scales, mode="dense", flip=True, batch_size=32,
     calibration = None
     if int8_images and dtype != "float32":
         raise VggError("choose one of --int8 and --dtype %s" % dtype)
+    dtype = resolve(dtype)
     if int8_images:
         from .fast import calibration_batch
         calibration = calibration_batch(images.image, int8_images, len(images), crop,
@@ -390,7 +393,7 @@ def predict_folder(net, folder, scales, mean_rgb, class_names=None, ctx=None, to
                    if n.lower().endswith(IMAGE_EXTENSIONS))
     if not paths:
         raise VggError("no images in %s" % folder)
-    evaluator = Evaluator(net, mean_rgb, ctx or [mx.cpu()], flip=flip, dtype=dtype)
+    evaluator = Evaluator(net, mean_rgb, ctx or [mx.cpu()], flip=flip, dtype=resolve(dtype))
     results = []
     for path in paths:
         image = cv2.imread(path, cv2.IMREAD_COLOR)

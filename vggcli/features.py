@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from .errors import VggError
+from .precision import resolve
 
 AGGREGATES = ("mean", "stack")
 
@@ -26,9 +27,11 @@ class Describer:
     """Descriptors of one net at one layer."""
 
     def __init__(self, net, layer, mean_rgb, ctx, flip=True, batch_size=16,
-                 int8_calibration=None, dtype="float32"):
+                 int8_calibration=None, dtype="float32", fidelity_check=None):
+        """``fidelity_check``: NCHW crops on which a fast path (INT8, 16-bit) is compared
+        with float32 (``self.fidelity``)."""
         from .models import dense_form
-        self.block = dense_form(net, upto=layer, frozen=True)
+        self.block = reference = dense_form(net, upto=layer, frozen=True)
         self.block.hybridize(static_alloc=True)
         if int8_calibration is not None:
             from .fast import quantize
@@ -39,6 +42,10 @@ class Describer:
             crop = net.knobs["crop_size"]
             self.block = convert_for_inference(self.block, dtype,
                                                np.zeros((1, 3, crop, crop), np.float32), ctx)
+        self.fidelity = None
+        if fidelity_check is not None and self.block is not reference:
+            from .fast import fidelity
+            self.fidelity = fidelity(reference, self.block, fidelity_check, ctx, scores=False)
         self.mean = np.asarray(mean_rgb, dtype=np.float32).reshape(1, 1, 1, 3)
         self.ctx, self.flip, self.batch_size = ctx, flip, batch_size
         self.dims = [channels for name, channels, _ in net.feature_info if name == layer][0]
@@ -131,7 +138,8 @@ def extract(nets, layer, scales, out_path, images=None, data=None, aggregate="me
     (.npz: features, labels, ids, skipped_ids, info). Returns the info dict.
 
     ``nets``: networks whose descriptors are stacked; ``means``: their mean RGBs;
-    ``dtype``: the precision chosen by ``precision.prepare``.
+    ``dtype``: the precision asked for (bfloat16 falls back to float32, with a note,
+    where the CPU has no AMX).
     """
     import mxnet as mx
     from tqdm import tqdm
@@ -148,26 +156,23 @@ def extract(nets, layer, scales, out_path, images=None, data=None, aggregate="me
     calibrations = [None] * len(nets)
     if int8_images and dtype != "float32":
         raise VggError("choose one of --int8 and --dtype %s" % dtype)
+    dtype = resolve(dtype)
     if int8_images:
         from .fast import calibration_batch
         calibrations = [calibration_batch(source.image, int8_images, len(source),
                                           net.knobs["crop_size"], min(scales), mean)
                         for net, mean in zip(nets, means)]
-    describers = [Describer(net, layer, mean, ctx, flip=flip, batch_size=batch_size,
-                            int8_calibration=calibration, dtype=dtype)
-                  for net, mean, calibration in zip(nets, means, calibrations)]
-    fidelity = None
+    checks = [None] * len(nets)
     if int8_images or dtype != "float32":  # how closely the fast path follows float32
-        from .fast import fidelity as measure, fidelity_batch
-        from .models import dense_form
-        per_net = []
-        for net, mean, describer in zip(nets, means, describers):
-            reference = dense_form(net, upto=layer, frozen=True)
-            reference.hybridize(static_alloc=True)
-            check = fidelity_batch(source.image, len(source), net.knobs["crop_size"],
-                                   min(scales), mean, after=int8_images)
-            per_net.append(measure(reference, describer.block, check, ctx, scores=False))
-        fidelity = min(per_net, key=lambda f: f["cosine_mean"])
+        from .fast import fidelity_batch
+        checks = [fidelity_batch(source.image, len(source), net.knobs["crop_size"],
+                                 min(scales), mean, after=int8_images)
+                  for net, mean in zip(nets, means)]
+    describers = [Describer(net, layer, mean, ctx, flip=flip, batch_size=batch_size,
+                            int8_calibration=calibration, dtype=dtype, fidelity_check=check)
+                  for net, mean, calibration, check in zip(nets, means, calibrations, checks)]
+    measured = [d.fidelity for d in describers if d.fidelity]
+    fidelity = min(measured, key=lambda f: f["cosine_mean"]) if measured else None
     too_small = [q for q in scales for net in nets if q < net.knobs["crop_size"]]
     if too_small:
         raise VggError("scale %d is smaller than the crop size: the dense net needs Q >= crop"

@@ -107,7 +107,7 @@ def check_dtype(dtype):
 def prepare(dtype, flags=None):
     """Choose the precision a run will use; returns (dtype, note or None).
 
-    Call before MXNet runs its first operator. ``float16`` is returned as asked
+    ``float16`` is returned as asked
     (``check_devices`` refuses it on CPUs); ``bfloat16`` becomes ``float32``
     where this CPU has no AMX, and the note says why.
     """
@@ -130,6 +130,14 @@ def prepare(dtype, flags=None):
         return "float32", ("bfloat16: this CPU has neither AMX nor AVX512-BF16; "
                            "running float32")
     return "bfloat16", None
+
+
+def resolve(dtype):
+    """``prepare``, saying on stderr when the run falls back; returns the dtype used."""
+    used, note = prepare(dtype)
+    if note:
+        print("note: " + note, file=sys.stderr, flush=True)
+    return used
 
 
 def check_devices(dtype, ctx):

@@ -349,9 +349,7 @@ def train(cfg, meta=None, resume=False, progress=True):
     for key in ("data", "out"):
         if not cfg.get(key):
             raise VggError("--%s is required" % key)
-    dtype, note = precision.prepare(cfg.get("dtype") or "float32")  # before MXNet runs
-    if note:
-        print("note: " + note, file=sys.stderr, flush=True)
+    dtype = precision.resolve(cfg.get("dtype") or "float32")
 
     import mxnet as mx
     from mxnet import gluon
