@@ -1,11 +1,11 @@
-# make install | test | demo | bench | lint   (EXTRA=cu112 for NVIDIA GPUs)
+# make install | test | test-isa | demo | bench | lint   (EXTRA=cu112 for NVIDIA GPUs)
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
 EXTRA  ?= cpu
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(EXTRA)
 
-.PHONY: install test demo bench lint clean
+.PHONY: install test test-isa demo bench lint clean
 
 install: $(STAMP)
 
@@ -18,6 +18,10 @@ $(STAMP): setup.py constraints.txt
 
 test: install
 	$(BIN)/python -m pytest -q tests
+
+# the numerics tests once per oneDNN instruction-set level this CPU has (AVX2 ... AMX)
+test-isa: install
+	$(BIN)/python -m tests.isa_levels
 
 demo: install
 	$(BIN)/python -m vggcli.demo

@@ -15,6 +15,14 @@ from vggcli import models
 from vggcli.cli import cli
 from vggcli.errors import VggError
 
+from .numerics import assert_float32_close, gamma, output_bound
+
+
+def assert_unit_norm(x):
+    """L2 normalisation in float32: a sum of D squares (gamma_D), a square root and a
+    division, about gamma(D + 4) from 1."""
+    np.testing.assert_allclose(np.linalg.norm(x, axis=1), 1, rtol=gamma(x.shape[1] + 4))
+
 
 @pytest.fixture(scope="module")
 def net():
@@ -48,26 +56,32 @@ def test_dimensions_and_unit_norm(net, photo_folder, tmp_path, layer, aggregate,
     (x, labels, ids, info), _ = _extract(net, photo_folder, tmp_path / "f", layer=layer,
                                          aggregate=aggregate)
     assert x.shape == (5, dims) and info["dims"] == dims and labels is None
-    np.testing.assert_allclose(np.linalg.norm(x, axis=1), 1, rtol=1e-5)
+    assert_unit_norm(x)
     assert ids == sorted(ids) and "symmetric.png" in ids
 
 
 def test_stack_of_one_scale_equals_mean(net, photo_folder, tmp_path):
+    """With one scale both are the same computation: equal to the bit."""
     (a, *_), _ = _extract(net, photo_folder, tmp_path / "a", scales=[256], aggregate="stack")
     (b, *_), _ = _extract(net, photo_folder, tmp_path / "b", scales=[256], aggregate="mean")
-    np.testing.assert_allclose(a, b, rtol=1e-6)
+    np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.numerics
 def test_symmetric_image_same_with_and_without_flip(net, photo_folder, tmp_path):
+    """A mirror-symmetric image equals its flip bit for bit; only rounding differs
+    (another batch size), within numerics.output_bound of the unit descriptor."""
     (a, _, ids, _), _ = _extract(net, photo_folder, tmp_path / "a", flip=True)
     (b, *_), _ = _extract(net, photo_folder, tmp_path / "b", flip=False)
     i = ids.index("symmetric.png")
-    np.testing.assert_allclose(a[i], b[i], rtol=1e-5, atol=1e-7)
+    assert_float32_close(a[i], b[i], output_bound(net, b[i]))
     j = ids.index("rocket.jpg")
     assert not np.allclose(a[j], b[j], rtol=1e-4)
 
 
+@pytest.mark.numerics
 def test_descriptor_at_crop_size_equals_fc7_of_fc_form(net, photos, tmp_path):
+    """fc6 as a convolution sums in another order: within numerics.output_bound."""
     folder = tmp_path / "one"
     os.makedirs(folder)
     image = cv2.resize(photos["coffee"], (224, 224), interpolation=cv2.INTER_AREA)
@@ -75,7 +89,7 @@ def test_descriptor_at_crop_size_equals_fc7_of_fc_form(net, photos, tmp_path):
     (x, *_), _ = _extract(net, str(folder), tmp_path / "f", scales=[224], flip=False, l2=False)
     inp = mx.nd.array((image.astype(np.float32) - 110).transpose(2, 0, 1)[None])
     fc7 = net.forward_head(net.forward_features(inp), pre_logits=True).asnumpy()
-    np.testing.assert_allclose(x, fc7, rtol=1e-5, atol=1e-6)
+    assert_float32_close(x, fc7, output_bound(net, fc7))
 
 
 def test_two_nets_are_stacked(net, photo_folder, tmp_path):
@@ -85,7 +99,7 @@ def test_two_nets_are_stacked(net, photo_folder, tmp_path):
                         means=[[110] * 3, [100] * 3], progress=False)
     x, *_ = feat.load_features(info["path"])
     assert x.shape == (5, 64)
-    np.testing.assert_allclose(np.linalg.norm(x, axis=1), 1, rtol=1e-5)
+    assert_unit_norm(x)
 
 
 def test_average_precision_matches_scikit_learn():
@@ -114,6 +128,7 @@ def digit_features(trained_a, digits, tmp_path_factory):
     return paths, str(out)
 
 
+@pytest.mark.numerics
 def test_transfer_far_above_chance_and_map_equals_sklearn(digit_features, tmp_path):
     paths, _ = digit_features
     x, labels, ids, info = feat.load_features(paths["train"])
@@ -125,7 +140,7 @@ def test_transfer_far_above_chance_and_map_equals_sklearn(digit_features, tmp_pa
     import json
     with open(tmp_path / "acc" / "report.json") as f:
         accuracy = json.load(f)["value"]
-    assert accuracy > 0.6  # chance 0.1; seen ~0.85
+    assert accuracy > 0.6  # chance 0.1; with net A of seeds 0, 1, 2 (AVX2): 0.85, 0.83, 0.87
     report = feat.transfer(paths["train"], paths["val"], metric="map",
                            out_dir=str(tmp_path / "map"))
     saved = np.load(str(tmp_path / "map" / "classifier.npz"))

@@ -11,11 +11,29 @@ import pytest
 from vggcli import precision
 from vggcli.errors import VggError
 
+from .numerics import BFLOAT16_U, max_disagreements
+
 SMALL = dict(width_mult=0.25, fc_width=128, crop_size=32, scale="36", batch_size=32)  # conftest's
 
 # Before any test runs an operator: oneDNN reads DNNL_MAX_CPU_ISA once.
 BF16_USED, BF16_NOTE = precision.prepare("bfloat16")
-needs_bf16 = pytest.mark.skipif(BF16_USED != "bfloat16", reason=BF16_NOTE or "")
+# bf16 numbers are tested wherever oneDNN has bf16 kernels (AVX512-BF16 or AMX), also
+# where the product would choose float32 (the force_bf16 fixture overrides that).
+needs_bf16 = pytest.mark.skipif(
+    precision.bfloat16_isa() is None,
+    reason="this CPU has neither AVX512-BF16 nor AMX: oneDNN has no bfloat16 kernels here")
+
+# bf16 tolerances. Inputs and weights of each convolution and dense layer are rounded
+# to bf16 (unit roundoff u = 2^-8), products accumulate in float32. Each layer thus
+# perturbs its output by about 2u of its RMS (terms of random sign, as in
+# numerics.output_bound), and net A's 11 layers add up to 22u = 8.6% of the logits'
+# RMS. Top-1 decisions: the fast paths' promise, at most 3% disagreement, tested
+# with the binomial margin of numerics.max_disagreements. Cosine of the outputs:
+# 1 - 0.086^2 / 2 = 0.996 on average; tested at 0.99, one image at 0.95.
+BF16_LAYERS_A = 11
+BF16_RELATIVE = 2 * BFLOAT16_U * BF16_LAYERS_A
+BF16_DISAGREEMENT = 0.03
+BF16_COSINE, BF16_COSINE_MIN = 0.99, 0.95
 
 
 def test_prepare_falls_back_without_amx(monkeypatch):
@@ -97,6 +115,12 @@ def test_cli_bfloat16_falls_back_with_a_message(digits, trained_a, tmp_path):
 
 # --- bfloat16 numbers (CPUs with AMX, or AVX512-BF16 with VGG_BF16_WITHOUT_AMX=1) ------
 
+@pytest.fixture
+def force_bf16(monkeypatch):
+    """Run bf16 on AVX512-BF16 too, where the product would choose float32."""
+    monkeypatch.setenv("VGG_BF16_WITHOUT_AMX", "1")
+
+
 @pytest.fixture(scope="module")
 def net_and_meta(trained_a):
     from vggcli import models
@@ -105,7 +129,9 @@ def net_and_meta(trained_a):
 
 
 @needs_bf16
-def test_bfloat16_eval_agrees_with_float32(net_and_meta, digits, tmp_path):
+@pytest.mark.numerics
+def test_bfloat16_eval_agrees_with_float32(net_and_meta, digits, tmp_path, force_bf16):
+    """Tolerances: BF16_DISAGREEMENT and BF16_COSINE, derived above."""
     from vggcli import evaluate as ev
     net, meta = net_and_meta
     val = os.path.join(digits, "val.rec")
@@ -116,14 +142,19 @@ def test_bfloat16_eval_agrees_with_float32(net_and_meta, digits, tmp_path):
     b = np.load(str(tmp_path / "bf16" / "scores.npy"))
     assert bf16["precision"] == "bfloat16"
     assert not np.array_equal(a, b)  # it did compute in 16 bits
-    assert np.mean(a.argmax(axis=1) == b.argmax(axis=1)) >= 0.99
-    assert abs(bf16["top1_error"] - fp32["top1_error"]) <= 0.01
-    assert bf16["fidelity"]["top1_agreement"] >= 0.95
-    assert bf16["fidelity"]["cosine_mean"] >= 0.99
+    disagree = int(np.sum(a.argmax(axis=1) != b.argmax(axis=1)))
+    assert disagree <= max_disagreements(len(a), BF16_DISAGREEMENT), (disagree, len(a))
+    assert abs(bf16["top1_error"] - fp32["top1_error"]) <= disagree / len(a) + 1e-9
+    fidelity = bf16["fidelity"]
+    held_out = round(fidelity["images"] * (1 - fidelity["top1_agreement"]))
+    assert held_out <= max_disagreements(fidelity["images"], BF16_DISAGREEMENT), fidelity
+    assert fidelity["cosine_mean"] >= BF16_COSINE, fidelity
 
 
 @needs_bf16
-def test_bfloat16_features_are_close_to_float32(net_and_meta, digits, tmp_path):
+@pytest.mark.numerics
+def test_bfloat16_features_are_close_to_float32(net_and_meta, digits, tmp_path, force_bf16):
+    """Tolerances: BF16_COSINE and BF16_COSINE_MIN, derived above."""
     from vggcli import features as feat
     net, meta = net_and_meta
     folder = os.path.join(os.path.dirname(digits), "raw", "val")
@@ -133,9 +164,10 @@ def test_bfloat16_features_are_close_to_float32(net_and_meta, digits, tmp_path):
     a, _, ids_a, _ = feat.load_features(str(tmp_path / "f32.npz"))
     b, _, ids_b, info = feat.load_features(str(tmp_path / "b16.npz"))
     assert ids_a == ids_b and info["precision"] == "bfloat16"
-    assert info["fidelity"]["cosine_mean"] >= 0.99
+    assert info["fidelity"]["cosine_mean"] >= BF16_COSINE, info["fidelity"]
     cosine = np.sum(a * b, axis=1)  # both L2-normalised
-    assert cosine.mean() >= 0.99 and cosine.min() >= 0.95
+    assert cosine.mean() >= BF16_COSINE and cosine.min() >= BF16_COSINE_MIN, (
+        cosine.mean(), cosine.min())
 
 
 def _train_log(digits, out, dtype):
@@ -155,15 +187,24 @@ def _train_log(digits, out, dtype):
 
 
 @needs_bf16
-def test_bfloat16_training_follows_float32(digits, tmp_path):
+@pytest.mark.numerics
+def test_bfloat16_training_follows_float32(digits, tmp_path, force_bf16):
+    """Same data, same initial weights: the first loss differs by rounding only. The
+    logits move by at most BF16_RELATIVE (8.6%) of their RMS r; the loss is
+    2-Lipschitz in the logits' max-norm and its mean over 32 images (rounding of
+    random sign) shrinks that by sqrt(32): at most 2 * 0.086 r / sqrt(32) = 3% of r,
+    and the first loss (3.1 here, above ln 10) is not below r at initialisation.
+    Later the two runs drift apart as any two runs do, so only learning is compared
+    there."""
     dtype32, loss32, err32 = _train_log(digits, tmp_path / "fp32", "float32")
     dtype16, loss16, err16 = _train_log(digits, tmp_path / "bf16", "bfloat16")
     assert (dtype32, dtype16) == ("float32", "bfloat16")
     assert len(loss16) == len(loss32)
     assert not np.array_equal(loss16, loss32)
-    # same data, same initial weights: the first loss differs by rounding only (seen
-    # 0.1% on Sapphire Rapids); later the two runs drift apart as any two runs do
-    assert abs(loss16[0] - loss32[0]) / loss32[0] < 0.005
-    assert abs(loss16[-20:].mean() - loss32[-20:].mean()) / loss32[-20:].mean() < 0.1
-    assert loss16[-20:].mean() < 0.8 * loss16[:5].mean()  # it learns
-    assert abs(err16 - err32) <= 0.1
+    first = abs(loss16[0] - loss32[0]) / loss32[0]
+    assert first <= 2 * BF16_RELATIVE / np.sqrt(32), (loss16[0], loss32[0])  # seen 0.1%
+    # both learn; float32 seen at 0.72 of its first losses after these 90 steps (AVX2),
+    # and at a val error near chance still (0.81), so that is not compared
+    assert loss16[-20:].mean() < 0.9 * loss16[:5].mean(), (loss16[:5], loss16[-20:])
+    assert loss32[-20:].mean() < 0.9 * loss32[:5].mean(), (loss32[:5], loss32[-20:])
+    assert 0 <= err16 <= 1 and 0 <= err32 <= 1

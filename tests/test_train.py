@@ -26,10 +26,13 @@ def epoch_lines(out):
 
 
 @pytest.mark.slow
+@pytest.mark.numerics
 def test_net_a_from_paper_init_learns_digits(trained_a):
+    """Learning, with margin: chance is 0.9 top-1 error (10 classes). Best val error
+    after 14 epochs, seeds 0, 1, 2 on AVX2: 0.18, 0.44, 0.26 (another CPU's kernels
+    act like another seed), so the test asks for < 0.6."""
     out, summary = trained_a
-    # 10 classes: chance is 90% top-1 error. Seen: ~18% after 14 epochs (~40 s).
-    assert summary["best_val_top1_err"] < 0.45
+    assert summary["best_val_top1_err"] < 0.6
     lines = epoch_lines(out)
     assert len(lines) == summary["epochs"] == 14
     assert lines[-1]["train_loss"] < lines[0]["train_loss"] - 0.5
@@ -40,11 +43,12 @@ def test_net_a_from_paper_init_learns_digits(trained_a):
 
 
 @pytest.mark.slow
+@pytest.mark.numerics
 def test_net_d_initialised_from_a_learns_digits(trained_a, digits, tmp_path):
     a_out, _ = trained_a
     summary = train(config(digits, tmp_path, net="D", epochs=6, patience=4, init="xavier",
                            init_from=os.path.join(a_out, "best.params")), progress=False)
-    # Seen: ~40-50% error after 6 epochs (chance 90%).
+    # chance 0.9; seeds 0, 1, 2 on AVX2 (each from its own seed's A): 0.42, 0.35, 0.45
     assert summary["best_val_top1_err"] < 0.7
 
 
@@ -77,18 +81,128 @@ def test_init_from_a_of_another_width_is_refused(trained_a):
         init_from_a(wider, os.path.join(a_out, "best.params"), [mx.cpu()])
 
 
-def test_two_devices_equal_one_device(digits, tmp_path):
-    """Paper §3.3: splitting the batch across devices changes nothing (dropout off).
+STEP = dict(net="B", epochs=1, init="xavier", dropout=0.0, width_mult=0.125, fc_width=32,
+            seed=3, log_every=1)
 
-    Every iteration's loss is a function of the weights at that step, so equal
-    per-iteration losses mean equal weights. Only the float summation order
-    differs (two half-batch gradients summed by the KVStore), ~1e-7 at first;
-    this small net is chaotic enough that it grows to ~1e-4 by step 45.
+
+def one_batch(digits, tmp_path):
+    """The first training batch (32 real digit crops) of the small config."""
+    from vggcli.data import read_manifest
+    from vggcli.train import load_data
+    cfg = config(digits, tmp_path, workers=0, **STEP)
+    loader = load_data(cfg, read_manifest(digits))[0]
+    return cfg, next(iter(loader))
+
+
+def gradients_after(cfg, batch, ctx, kvstore="local"):
+    """A fresh net (the config's seed) and its trainer after one forward/backward of
+    ``batch`` split over ``ctx`` and the KVStore's sum of the devices' gradients."""
+    from mxnet import gluon
+
+    from vggcli.train import build_net, compute_gradients, make_trainer
+    net = models.initialize(build_net(cfg, 10), init=cfg["init"], ctx=ctx, seed=cfg["seed"])
+    net.hybridize(static_alloc=True, static_shape=True)
+    trainer = make_trainer(net, cfg["lr"], cfg, kvstore)
+    compute_gradients(net, batch, ctx, gluon.loss.SoftmaxCrossEntropyLoss())
+    trainer.allreduce_grads()
+    return net, trainer
+
+
+def grads(net, ctx_index=0):
+    return {name: p.list_grad()[ctx_index].asnumpy().astype(np.float64)
+            for name, p in net._collect_params_with_prefix().items()}
+
+
+def weights(net):
+    return {name: p.data().asnumpy().astype(np.float64)
+            for name, p in net._collect_params_with_prefix().items()}
+
+
+def step_bounds(cfg, batch):
+    """Per parameter, the bound on how far two float32 evaluations of the batch's
+    gradient may be apart when only the summation order differs.
+
+    A weight gradient sums B x P terms (images x output positions; the longest is
+    conv1_1's, P = crop^2). Splitting the batch over devices regroups that sum
+    (two half sums added by the KVStore) and lets oneDNN pick kernels for another
+    batch size, so the two results may differ by reorder_bound(B * crop^2) times
+    the sum of the terms' absolute values. That sum is at least sum_b |g_b| over
+    the per-image gradients g_b, which stand in for it here (they leave out
+    cancellation inside one image; the worst-case linear bound exceeds real
+    sqrt(n) rounding by ~sqrt(B * crop^2) = 181x, which covers it). The bound is
+    normwise per parameter tensor: ||g_split - g_whole|| <= bound.
     """
-    common = dict(net="B", epochs=1, init="xavier", dropout=0.0, width_mult=0.125,
-                  fc_width=32, seed=3, log_every=1)
-    train(config(digits, tmp_path / "one", devices="cpu", **common), progress=False)
-    train(config(digits, tmp_path / "two", devices="cpu:0,1", **common), progress=False)
+    import mxnet as mx
+
+    from .numerics import reorder_bound
+    crops, offsets, labels = batch
+    total = None
+    for b in range(labels.shape[0]):
+        one = (crops[b:b + 1], offsets[b:b + 1], labels[b:b + 1])
+        g = grads(gradients_after(cfg, one, [mx.cpu(0)])[0])
+        total = {k: np.abs(v) for k, v in g.items()} if total is None else \
+            {k: total[k] + np.abs(v) for k, v in g.items()}
+    factor = reorder_bound(labels.shape[0] * cfg["crop_size"] ** 2)
+    return {k: factor * np.linalg.norm(v) for k, v in total.items()}
+
+
+@pytest.mark.numerics
+def test_two_devices_compute_the_gradient_of_the_whole_batch(digits, tmp_path):
+    """Paper §3.3: splitting the batch over devices changes nothing but rounding.
+
+    (1) Each device's gradient is exactly the one a single device computes for that
+    half (same kernels, same shapes), and the KVStore's sum of two float32 arrays is
+    correctly rounded and commutative: bit-equal to the two halves' sum here.
+    (2) That sum equals the whole batch's gradient within ``step_bounds``.
+    (3) After one SGD step (momentum buffer empty) w' = w - lr (g / B + wd w), so the
+    weights differ by at most lr / B times the gradient bound, plus the update's own
+    rounding (3 operations: 3u|w| each).
+    """
+    import mxnet as mx
+
+    from .numerics import FLOAT32_U, describe
+    cfg, batch = one_batch(digits, tmp_path)
+    crops, offsets, labels = batch
+    size = labels.shape[0]
+    assert size == 32
+    one_net, one_trainer = gradients_after(cfg, batch, [mx.cpu(0)])
+    two_net, two_trainer = gradients_after(cfg, batch, [mx.cpu(0), mx.cpu(1)])
+    whole, split = grads(one_net), grads(two_net)
+    assert all(np.array_equal(split[k], grads(two_net, 1)[k]) for k in split)
+
+    halves = [grads(gradients_after(cfg, [a[h * 16:(h + 1) * 16] for a in batch],
+                                    [mx.cpu(0)])[0]) for h in (0, 1)]
+    for name in split:  # (1)
+        summed = (halves[0][name].astype(np.float32) + halves[1][name].astype(np.float32))
+        np.testing.assert_array_equal(split[name], summed, err_msg=name)
+
+    bounds = step_bounds(cfg, batch)  # (2)
+    for name in split:
+        gap = np.linalg.norm(split[name] - whole[name])
+        assert gap <= bounds[name], describe("gradient " + name, gap, bounds[name])
+        assert np.linalg.norm(whole[name]) > 10 * bounds[name], name  # the test can fail
+
+    before = weights(one_net)  # (3): both nets start from the same seed
+    one_trainer.update(size)
+    two_trainer.update(size)
+    after_one, after_two = weights(one_net), weights(two_net)
+    for name in after_one:
+        bound = (cfg["lr"] / size * bounds[name]
+                 + 6 * FLOAT32_U * np.linalg.norm(before[name]))
+        gap = np.linalg.norm(after_two[name] - after_one[name])
+        assert gap <= bound, describe("weights " + name, gap, bound)
+        assert np.linalg.norm(after_one[name] - before[name]) > 10 * bound, name
+
+
+@pytest.mark.numerics
+def test_two_devices_train_like_one_device(digits, tmp_path):
+    """A sanity check over a whole epoch (45 steps), not a numerics bound (the step
+    test above is): rounding differences grow chaotically with the steps, to 6e-5
+    relative on AVX2 and 1.6e-4 on AVX-512 within 25 steps, while a lost device
+    gradient (half the step, measured as a run at lr / 2) moves the losses by up to
+    2.5% within these 45 steps. 5e-3 lies between the two."""
+    train(config(digits, tmp_path / "one", devices="cpu", **STEP), progress=False)
+    train(config(digits, tmp_path / "two", devices="cpu:0,1", **STEP), progress=False)
 
     def losses(out):
         with open(out / "log.jsonl") as f:
@@ -96,8 +210,7 @@ def test_two_devices_equal_one_device(digits, tmp_path):
 
     one, two = losses(tmp_path / "one"), losses(tmp_path / "two")
     assert len(one) == len(two) == 45
-    np.testing.assert_allclose(two[:25], one[:25], rtol=2e-6)
-    np.testing.assert_allclose(two, one, rtol=1e-3)
+    np.testing.assert_allclose(two, one, rtol=5e-3)
     with open(tmp_path / "two" / "log.jsonl") as f:
         start_line = json.loads(f.readline())
     assert start_line["devices"] == ["cpu(0)", "cpu(1)"] and start_line["kvstore"] == "local"

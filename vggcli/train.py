@@ -153,6 +153,41 @@ def _forward_counts(outputs, labels, loss_fn):
     return results
 
 
+def make_trainer(net, lr, cfg, kvstore, dist=False):
+    """SGD with momentum and weight decay (§3.1). With a ``dist_*`` kvstore the update
+    runs on the servers (``update_on_kvstore``), elsewhere on the devices."""
+    from mxnet import gluon
+    return gluon.Trainer(net.collect_params(), "sgd",
+                         dict(learning_rate=lr, momentum=cfg["momentum"], wd=cfg["wd"]),
+                         kvstore=kvstore, update_on_kvstore=True if dist else False)
+
+
+def compute_gradients(net, batch, ctx, loss_fn, trainer=None, loss_scaling=False):
+    """Forward and backward of one (crops, offsets, labels) batch split over ``ctx``.
+
+    Each device's parameter gradients then hold the sum over its part of the batch;
+    ``trainer.step`` (or ``allreduce_grads``) sums them through the KVStore.
+    Returns the per-device (outputs, labels, losses).
+    """
+    from mxnet import autograd, gluon
+    from mxnet.contrib import amp
+
+    from .data import to_network_input
+    from .precision import to_float32
+
+    crops, offsets, labels = [gluon.utils.split_and_load(a, ctx, even_split=False)
+                              for a in batch]
+    with autograd.record():
+        outputs = [to_float32(net(to_network_input(c, o))) for c, o in zip(crops, offsets)]
+        losses = [loss_fn(out, lab) for out, lab in zip(outputs, labels)]
+        if loss_scaling:  # float16: AMP's dynamic loss scale
+            with amp.scale_loss(losses, trainer) as scaled:
+                autograd.backward(scaled)
+    if not loss_scaling:
+        autograd.backward(losses)
+    return outputs, labels, losses
+
+
 def evaluate(net, loader, ctx):
     """Single-crop validation: dict(loss, top1_err, top5_err)."""
     import mxnet as mx
@@ -201,11 +236,6 @@ class Log:
 def train_one_epoch(run, epoch, start_batch, meter_state=None):
     """Train one epoch from ``start_batch``; returns the epoch's training metrics."""
     import mxnet as mx
-    from mxnet import autograd, gluon
-    from mxnet.contrib import amp
-
-    from .data import to_network_input
-    from .precision import to_float32
 
     cfg, net, trainer, ctx = run["cfg"], run["net"], run["trainer"], run["ctx"]
     batches = run["train_batches"]
@@ -220,19 +250,11 @@ def train_one_epoch(run, epoch, start_batch, meter_state=None):
     tick, batch = time.time(), start_batch
     try:
         for batch, (crops, offsets, labels) in enumerate(run["train_loader"], start_batch):
-            parts = [gluon.utils.split_and_load(a, ctx, even_split=False)
-                     for a in (crops, offsets, labels)]
-            with autograd.record():
-                outputs = [to_float32(net(to_network_input(c, o)))
-                           for c, o in zip(parts[0], parts[1])]
-                losses = [run["loss_fn"](out, lab) for out, lab in zip(outputs, parts[2])]
-                if run["loss_scaling"]:  # float16: AMP's dynamic loss scale
-                    with amp.scale_loss(losses, trainer) as scaled:
-                        autograd.backward(scaled)
-            if not run["loss_scaling"]:
-                autograd.backward(losses)
+            outputs, label_parts, losses = compute_gradients(
+                net, (crops, offsets, labels), ctx, run["loss_fn"], trainer,
+                loss_scaling=run["loss_scaling"])
             trainer.step(labels.shape[0] * run["workers"])  # the global batch
-            counts = _forward_counts(outputs, parts[2], run["loss_fn"])
+            counts = _forward_counts(outputs, label_parts, run["loss_fn"])
             loss_sum = sum(loss.sum().asscalar() for loss in losses)
             if not math.isfinite(loss_sum):
                 raise VggRuntimeError(
@@ -404,10 +426,7 @@ def train(cfg, meta=None, resume=False, progress=True):
         if cfg["finetune_from"]:
             load_params(net, cfg["finetune_from"], ctx=ctx)
     net.hybridize(static_alloc=True, static_shape=True)
-    trainer = gluon.Trainer(net.collect_params(), "sgd",
-                            dict(learning_rate=schedule.lr, momentum=cfg["momentum"],
-                                 wd=cfg["wd"]),
-                            kvstore=kvstore, update_on_kvstore=True if dist else False)
+    trainer = make_trainer(net, schedule.lr, cfg, kvstore, dist)
     if dtype == "float16":
         amp.init_trainer(trainer)
     if found and not dist:
