@@ -2,7 +2,7 @@
 import os
 from collections import Counter
 
-from vggcli.errors import VggError
+from .common import VggError
 
 from .recordio import IR_HEADER, read_index, read_record_at
 

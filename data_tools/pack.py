@@ -27,7 +27,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from vggcli.errors import VggError
+from .common import VggError, available_cores
 
 from . import sources
 from .encode import encode_task, init_worker
@@ -221,7 +221,6 @@ def pack_split(items, out_dir, split, classes, settings, pool, workers, resume=F
 
 
 def _available_cores():
-    from vggcli._env import available_cores
     return available_cores()
 
 

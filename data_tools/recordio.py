@@ -13,7 +13,7 @@ image. ``tests/test_recordio.py`` checks our bytes equal MXNet's writer's.
 import os
 import struct
 
-from vggcli.errors import VggError
+from .common import VggError
 
 MAGIC = 0xCED7230A
 # MXNet's IRHeader before each image (mx.recordio.pack): flag uint32, label float32,

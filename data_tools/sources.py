@@ -13,7 +13,7 @@ import posixpath
 import tarfile
 from collections import namedtuple
 
-from vggcli.errors import VggError
+from .common import VggError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
 

@@ -3,10 +3,12 @@ import warnings
 import numpy as np
 import pytest
 
-# NOTE: vggcli first: it sets OMP_NUM_THREADS before MXNet loads. Setting the
-# thread count after MXNet has started (MXSetNumOMPThreads) made two CPU
-# contexts drift from one context by 1e-4 within 3 steps.
-import vggcli  # noqa: F401, I001
+# NOTE: configure before MXNet loads, as the vgg command does. Setting the thread
+# count after MXNet has started (MXSetNumOMPThreads) made two CPU contexts drift
+# from one context by 1e-4 within 3 steps.
+import vggcli  # noqa: I001
+
+vggcli.configure()
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 

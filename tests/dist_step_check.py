@@ -12,15 +12,17 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import vggcli  # noqa: F401  (before MXNet: thread settings)
+import vggcli  # noqa: I001
 
-import mxnet as mx
-import numpy as np
-from mxnet import gluon
+vggcli.configure()  # before MXNet, as the vgg command does
 
-from tests.test_train import STEP, one_batch
-from vggcli import models
-from vggcli.train import build_net, compute_gradients, make_trainer
+import mxnet as mx  # noqa: E402
+import numpy as np  # noqa: E402
+from mxnet import gluon  # noqa: E402
+
+from tests.test_train import STEP, one_batch  # noqa: E402
+from vggcli import models  # noqa: E402
+from vggcli.train import build_net, compute_gradients, make_trainer  # noqa: E402
 
 digits, out = sys.argv[1], sys.argv[2]
 kv = mx.kv.create("dist_sync")

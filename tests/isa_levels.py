@@ -30,7 +30,7 @@ LEVELS = [
     ("AVX512_CORE_AMX", {"avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512_vnni",
                          "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8"}),
 ]
-PROBE = ("import vggcli, mxnet as mx; "
+PROBE = ("import vggcli; vggcli.configure(); import mxnet as mx; "
          "mx.nd.Convolution(mx.nd.ones((1, 3, 8, 8)), mx.nd.ones((4, 3, 3, 3)), no_bias=True, "
          "kernel=(3, 3), num_filter=4).wait_to_read()")
 

@@ -67,11 +67,36 @@ def test_console_entry_points():
 
 def test_threads_default_to_available_cores():
     code = ("import os; os.environ.pop('OMP_NUM_THREADS', None); import vggcli; "
-            "import mxnet; print(os.environ['OMP_NUM_THREADS'], len(os.sched_getaffinity(0)))")
+            "vggcli.configure(); import mxnet; "
+            "print(os.environ['OMP_NUM_THREADS'], len(os.sched_getaffinity(0)))")
     env = {k: v for k, v in __import__("os").environ.items() if k != "OMP_NUM_THREADS"}
     chosen, cores = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                                    env=env, check=True).stdout.split()
     assert chosen == cores
+
+
+def test_importing_the_library_changes_no_environment():
+    """Only the vgg command (or vggcli.configure) sets threads, AMX and log levels.
+    (MXNet and OpenCV set variables of their own on import: they load first.)"""
+    code = ("import os, sys; before = dict(os.environ); import vggcli, data_tools.recordio; "
+            "assert dict(os.environ) == before, 'import vggcli'; "
+            "import cv2, mxnet; before = dict(os.environ); import vggcli, data_tools.recordio, "
+            "data_tools.pack, vggcli.models, vggcli.evaluate, vggcli.features; "
+            "changed = sorted(k for k in set(before) | set(os.environ) "
+            "if before.get(k) != os.environ.get(k)); print(changed); "
+            "sys.exit(1 if changed else 0)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr[-2000:]
+
+
+def test_data_tools_stand_without_vggcli():
+    """data_tools depends on nothing of vggcli (vggcli builds on data_tools)."""
+    import pathlib
+    root = pathlib.Path(__file__).resolve().parent.parent / "data_tools"
+    for path in root.glob("*.py"):
+        imports = [line for line in path.read_text().splitlines()
+                   if line.lstrip().startswith(("import ", "from "))]
+        assert not [line for line in imports if "vggcli" in line], path.name
 
 
 def test_unknown_benchmark_is_a_usage_error():

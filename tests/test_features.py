@@ -102,14 +102,19 @@ def test_two_nets_are_stacked(net, photo_folder, tmp_path):
     assert_unit_norm(x)
 
 
-def test_average_precision_matches_scikit_learn():
-    rng = np.random.RandomState(0)
-    for _ in range(20):
-        scores = np.round(rng.randn(60), 1)  # ties included
-        positives = rng.rand(60) < 0.3
-        if positives.any():
-            assert feat.average_precision(scores, positives) == pytest.approx(
-                average_precision_score(positives, scores))
+def test_mean_recall_and_accuracy_against_counts():
+    """Mean class recall = the mean over the test classes of (correct / images of the
+    class), counted by hand; a class the classifier never predicts counts 0."""
+    y_true = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2, 5])
+    predicted = np.array([0, 1, 0, 1, 1, 2, 0, 0, 0, 1])
+    classes = np.array([0, 1, 2, 5, 7])
+    decision = np.eye(5)[[list(classes).index(p) for p in predicted]]
+    value, per_class = feat.score("mean-recall", y_true, decision, classes)
+    assert per_class == {0: 2 / 3, 1: 1.0, 2: 0.25, 5: 0.0}
+    assert value == pytest.approx((2 / 3 + 1 + 0.25 + 0) / 4)
+    assert feat.score("accuracy", y_true, decision, classes)[0] == pytest.approx(0.5)
+    with pytest.raises(VggError, match="metric must be one of"):
+        feat.score("f1", y_true, decision, classes)
 
 
 @pytest.fixture(scope="module")

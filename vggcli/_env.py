@@ -1,15 +1,11 @@
-"""Process-wide settings that must be in place before MXNet is imported."""
+"""Process-wide settings that must be in place before MXNet is imported (the CLI
+and ``vggcli.configure`` apply them; importing vggcli changes nothing)."""
 import os
 import sys
 import warnings
 
 
-def available_cores():
-    """Cores this process may run on (respects taskset/cgroup affinity)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+from data_tools.common import available_cores  # noqa: F401  (re-exported)
 
 
 def configure_environment(threads=None):

@@ -621,10 +621,8 @@ def render(rows):
 
 
 def main(argv=None):
-    import vggcli  # noqa: F401  (threads before MXNet loads)
-
-    from ._env import quiet_warnings
-    quiet_warnings()
+    import vggcli
+    vggcli.configure()  # threads before MXNet loads
     names = (argv if argv is not None else sys.argv[1:]) or list(BENCHES)
     rows = []
     for name in names:

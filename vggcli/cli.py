@@ -10,7 +10,7 @@ import sys
 import click
 
 from . import __version__
-from ._env import configure_environment, quiet_warnings
+from . import configure
 from .errors import VggError
 from .configs import CONFIGS, canonical_name
 from .precision import DTYPES
@@ -63,8 +63,7 @@ def cli(threads):
         vgg nets
         vgg nets --net D --width-mult 0.25 --crop-size 64 --classes 10
     """
-    configure_environment(threads)
-    quiet_warnings()
+    configure(threads)
 
 
 @cli.command()
@@ -396,29 +395,6 @@ class DevicesType(click.ParamType):
             self.fail(str(err), param, ctx)
 
 
-def load_net_for_inference(net_name, params, devices):
-    """(net, contexts): the net described by the params file (``--net`` must agree)."""
-    from .devices import contexts
-    from .models import get_model, load_model, load_params, read_params
-
-    ctx = contexts(devices)
-    arrays, meta = read_params(params)
-    if meta:
-        net = load_model(params, ctx=ctx)
-        if net_name and net_name != net.config:
-            raise VggError("params file %s holds net %s, but --net is %s"
-                           % (params, net.config, net_name))
-        return net, ctx
-    if not net_name:
-        raise VggError("params file %s does not say which net it holds: give --net" % params)
-    classes = arrays["fc8.weight"].shape[0] if "fc8.weight" in arrays else 1000
-    net = get_model(net_name, classes=classes)
-    net.collect_params().setattr("grad_req", "null")  # inference: no gradient buffers
-    load_params(net, params, ctx=ctx)
-    net.file_meta = {}
-    return net, ctx
-
-
 def dtype_option(command):
     return click.option(
         "--dtype", type=click.Choice(DTYPES), default="float32", show_default=True,
@@ -426,16 +402,19 @@ def dtype_option(command):
              "back to float32 elsewhere, with a message), float16 on GPUs.")(command)
 
 
-def _mean_option(text):
-    if text is None:
-        return None
-    try:
-        values = [float(v) for v in text.split(",")]
-    except ValueError:
-        values = []
-    if len(values) != 3:
-        raise VggError("--mean must be three numbers R,G,B, got %r" % text)
-    return values
+class MeanType(click.ParamType):
+    """'R,G,B': three numbers."""
+
+    name = "R,G,B"
+
+    def convert(self, value, param, ctx):
+        try:
+            values = [float(v) for v in str(value).split(",")]
+        except ValueError:
+            values = []
+        if len(values) != 3:
+            self.fail("must be three numbers R,G,B, got %r" % value, param, ctx)
+        return values
 
 
 @cli.command("eval")
@@ -458,8 +437,8 @@ def _mean_option(text):
               help="Images (dense) or crops (multicrop) per forward pass.")
 @click.option("--devices", type=DevicesType(), default="cpu", show_default=True,
               help="cpu, cpu:0,1 or gpu:0-3.")
-@click.option("--mean", default=None, help="Mean R,G,B to subtract (default: from the "
-                                           "params file).")
+@click.option("--mean", type=MeanType(), default=None,
+              help="Mean R,G,B to subtract (default: from the params file).")
 @click.option("--limit", type=click.IntRange(min=1), default=None,
               help="Only the first N records.")
 @click.option("--int8", "int8_images", type=click.IntRange(min=0), default=0,
@@ -481,27 +460,19 @@ def eval_command(net_name, params, data, images, scales, mode, no_flip, batch_si
             --scales 256,384,512 --mode both --devices gpu:0 --out eval/D
         vgg eval --params runs/D-jitter/best.params --images ~/photos
     """
-    from .data import Scale
     from .evaluate import evaluate, predict_folder
+    from .inference import load_for_inference
 
     if bool(data) == bool(images):
         raise click.UsageError("give exactly one of --data and --images")
     if data and not out_dir:
         raise click.UsageError("--out is required with --data")
-    net, ctx = load_net_for_inference(net_name, params, devices)
-    meta = net.file_meta
-    mean_rgb = _mean_option(mean) or meta.get("mean_rgb")
-    if mean_rgb is None:
-        raise VggError("params file %s has no mean RGB: give --mean R,G,B" % params)
-    if scales is None:
-        if not meta.get("train_scale"):
-            raise VggError("params file %s does not record its training scale: give --scales"
-                           % params)
-        scales = [Scale.parse(meta["train_scale"]).test_scale]
+    loaded = load_for_inference(params, net_name, devices, mean_rgb=mean)
+    net, ctx, mean_rgb = loaded.net, loaded.ctx, loaded.mean_rgb
+    scales = scales or loaded.default_scales(params)
     if images:
-        names = meta.get("class_names") or None
-        for result in predict_folder(net, images, scales, mean_rgb, names, ctx=ctx,
-                                     flip=not no_flip, dtype=dtype):
+        for result in predict_folder(net, images, scales, mean_rgb, loaded.class_names,
+                                     ctx=ctx, flip=not no_flip, dtype=dtype):
             if "error" in result:
                 click.echo("%s: skipped (%s)" % (result["path"], result["error"]))
                 continue
@@ -575,18 +546,13 @@ def features(net_names, params_files, layer, scales, aggregate, no_flip, no_l2, 
             --scales 256,384,512 --aggregate stack --images ~/caltech101 --out c101.npz
     """
     from .features import extract
+    from .inference import load_for_inference
 
     if net_names and len(net_names) != len(params_files):
         raise click.UsageError("give --net once per --params, or not at all")
-    nets, means, ctx = [], [], None
-    for index, params in enumerate(params_files):
-        net, ctx = load_net_for_inference(net_names[index] if net_names else None, params,
-                                          devices)
-        if not net.file_meta.get("mean_rgb"):
-            raise VggError("params file %s has no mean RGB (convert it with vgg convert)"
-                           % params)
-        nets.append(net)
-        means.append(net.file_meta["mean_rgb"])
+    loaded = [load_for_inference(params, net_names[i] if net_names else None, devices)
+              for i, params in enumerate(params_files)]
+    nets, means, ctx = [x.net for x in loaded], [x.mean_rgb for x in loaded], loaded[0].ctx
     info = extract(nets, layer, scales, out_path, images=images, data=data,
                    aggregate=aggregate, flip=not no_flip, l2=not no_l2,
                    batch_size=batch_size, ctx=ctx, means=means, progress=not quiet,
@@ -674,9 +640,9 @@ def export(net_name, params, fmt, dense, input_size, prefix):
         vgg export --params D.params --dense --input-size 384 --out export/vgg16-dense
     """
     from .convert import export as run_export
-    from .devices import parse_devices
+    from .inference import load_for_inference
 
-    net, _ = load_net_for_inference(net_name, params, parse_devices("cpu"))
+    net = load_for_inference(params, net_name, need_mean=False).net
     for path in run_export(net, prefix, fmt=fmt, dense=dense, input_size=input_size):
         click.echo(path)
 

@@ -89,7 +89,8 @@ def write_report(path, log, evals, fusion, transfer_lines, curves, started):
 
 
 def main():
-    import vggcli  # noqa: F401
+    import vggcli
+    vggcli.configure()
     from data_tools.digits import write_digits
 
     started = time.time()

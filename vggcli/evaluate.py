@@ -17,12 +17,11 @@ Output folder: ``scores.npy`` (N x classes float32 posteriors, record order),
 """
 import json
 import os
-import shutil
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from .data import rescale_shorter_side
 from .errors import VggError
 from .precision import resolve
 
@@ -77,10 +76,10 @@ def grid_crops(image, crop, flip=True):
     return np.stack(crops)
 
 
-def softmax(x, axis=1):
-    x = x - x.max(axis=axis, keepdims=True)
-    e = np.exp(x)
-    return e / e.sum(axis=axis, keepdims=True)
+def softmax(x):
+    """Soft-max over classes (rows of scores)."""
+    from scipy.special import softmax as scipy_softmax
+    return scipy_softmax(x, axis=1)
 
 
 def parse_scales(text):
@@ -104,137 +103,52 @@ class Evaluator:
         """``int8_calibration``: NCHW crops (see fast.calibration_batch) to run INT8;
         ``dtype``: bfloat16 or float16 to run in 16 bits, as decided by
         ``precision.resolve``."""
+        from .inference import DenseForward, fast_copy
         from .models import dense_form
-        self.ctx, self.batch_size, self.flip = ctx, batch_size, flip
         self.crop = net.knobs["crop_size"]
-        self.mean = np.asarray(mean_rgb, dtype=np.float32).reshape(1, 1, 1, 3)
-        self.dense = dense_form(net, frozen=True)  # inference: a conv-shaped weight copy
-        self.dense.hybridize(static_alloc=True)
+        self.forward = DenseForward(mean_rgb, ctx, batch_size=batch_size, flip=flip)
+        self.batch_size, self.flip = batch_size, flip
+        dense = dense_form(net, frozen=True)  # inference: a conv-shaped weight copy
+        dense.hybridize(static_alloc=True)
         net.hybridize(static_alloc=True)
-        self.net = net
-        if int8_calibration is not None:
-            from .fast import quantize
-            self.net = quantize(net, int8_calibration, ctx)
-            self.dense = quantize(self.dense, int8_calibration, ctx)
-        elif dtype != "float32":
-            from .precision import check_devices, convert_for_inference
-            check_devices(dtype, ctx)
-            sample = np.zeros((1, 3, self.crop, self.crop), np.float32)
-            self.net = convert_for_inference(net, dtype, sample, ctx)
-            self.dense = convert_for_inference(self.dense, dtype, sample, ctx)
-
-    def _run(self, block, batch):
-        """Logits of an NHWC uint8/float batch, split across the devices."""
-        import mxnet as mx
-        from mxnet import gluon
-        x = mx.nd.array((batch.astype(np.float32) - self.mean).transpose(0, 3, 1, 2))
-        parts = gluon.utils.split_and_load(x, self.ctx, even_split=False)
-        return np.concatenate([block(p).asnumpy() for p in parts])
+        self.net = fast_copy(net, self.crop, ctx, int8_calibration, dtype)
+        self.dense = fast_copy(dense, self.crop, ctx, int8_calibration, dtype)
 
     def dense_posteriors(self, images):
         """Same-shape HxWx3 images -> (N, classes) posteriors (flip averaged)."""
-        images = np.stack(images)
-        batch = np.concatenate([images, images[:, :, ::-1]]) if self.flip else images
-        out = []
-        for start in range(0, len(batch), self.batch_size):
-            scores = self._run(self.dense, batch[start:start + self.batch_size])
-            out.append(softmax(scores.mean(axis=(2, 3))))
-        posteriors = np.concatenate(out)
-        if self.flip:
-            n = len(images)
-            return (posteriors[:n] + posteriors[n:]) / 2
-        return posteriors
+        return self.forward.pooled(self.dense, images, per_image=softmax)
 
     def multicrop_posteriors(self, images):
         """Images -> (N, classes): each image's mean posterior over its 50 (or 25) grid
         crops; crops of several images share forward passes."""
         crops = np.concatenate([grid_crops(image, self.crop, flip=self.flip)
                                 for image in images])
-        out = [softmax(self._run(self.net, crops[s:s + self.batch_size]))
+        out = [softmax(self.forward.run(self.net, crops[s:s + self.batch_size]))
                for s in range(0, len(crops), self.batch_size)]
         return np.concatenate(out).reshape(len(images), -1, out[0].shape[1]).mean(axis=1)
 
 
-def _record_ids(rec_path, count):
-    lst = os.path.splitext(rec_path)[0] + ".lst"
-    if os.path.isfile(lst):
-        with open(lst) as f:
-            ids = [line.rstrip("\n").split("\t", 2)[2] for line in f if line.strip()]
-        if len(ids) == count:
-            return ids
-    return [str(i) for i in range(count)]
+def _score_all(evaluator, source, count, scales, modes, parts, labels, window, progress,
+               workers):
+    """Fill ``parts[mode, q]`` (N x classes posteriors) and ``labels`` for the first
+    ``count`` images of ``source``, decoding and rescaling in a thread pool."""
+    from concurrent.futures import ThreadPoolExecutor
 
-
-def evaluate(net, data, out_dir, scales, mode="dense", flip=True, batch_size=32, ctx=None,
-             mean_rgb=None, limit=None, progress=True, workers=None, int8_images=0,
-             dtype="float32"):
-    """Evaluate ``net`` on the records of ``data`` (a .rec) and write ``out_dir``.
-
-    ``dtype``: the precision asked for (bfloat16 falls back to float32, with a note,
-    where the CPU has no AMX). Returns the report dict.
-    """
-    import mxnet as mx
     from tqdm import tqdm
 
     from ._env import available_cores
-    from .data import RecordImages, rescale_shorter_side
+    from .inference import by_shape, rescaled
 
-    if mode not in MODES:
-        raise VggError("mode must be one of %s, got %r" % (", ".join(MODES), mode))
-    crop = net.knobs["crop_size"]
-    small = [q for q in scales if q < crop]
-    if small:
-        raise VggError("scale%s %s smaller than the %d crop: dense and multi-crop testing "
-                       "need Q >= %d" % ("s" if len(small) > 1 else "",
-                                         ",".join(map(str, small)), crop, crop))
-    if mean_rgb is None:
-        raise VggError("no mean RGB for preprocessing: the params file has none; give --mean")
-    images = RecordImages(data)
-    count = len(images) if limit is None else min(limit, len(images))
-    ids = _record_ids(data, len(images))[:count]
-    calibration = None
-    if int8_images and dtype != "float32":
-        raise VggError("choose one of --int8 and --dtype %s" % dtype)
-    dtype = resolve(dtype)
-    if int8_images:
-        from .fast import calibration_batch
-        calibration = calibration_batch(images.image, int8_images, len(images), crop,
-                                        min(scales), mean_rgb)
-    ctx = ctx or [mx.cpu()]
-    evaluator = Evaluator(net, mean_rgb, ctx, batch_size=batch_size, flip=flip,
-                          int8_calibration=calibration, dtype=dtype)
-    fidelity = None
-    if evaluator.net is not net:  # a fast path: how closely it follows float32
-        from .fast import fidelity_batch, fidelity as measure
-        check = fidelity_batch(images.image, len(images), crop, min(scales), mean_rgb,
-                               after=int8_images)
-        fidelity = measure(net, evaluator.net, check, ctx)
-    modes = ("dense", "multicrop") if mode == "both" else (mode,)
-    tmp = out_dir.rstrip("/") + ".tmp-%d" % os.getpid()
-    shutil.rmtree(tmp, ignore_errors=True)
-    os.makedirs(tmp)
-    classes = net.knobs["classes"]
-    parts = {(m, q): np.lib.format.open_memmap(os.path.join(tmp, "scores-%s-Q%d.npy" % (m, q)),
-                                                mode="w+", dtype=np.float32,
-                                                shape=(count, classes))
-             for m in modes for q in scales}
-    labels = np.zeros(count, dtype=np.int64)
-    window = max(batch_size, 64)
-    started = time.time()
     bar = tqdm(total=count, desc="eval", unit="img", disable=not progress, leave=False)
     pool = ThreadPoolExecutor(workers or available_cores())
     try:
         for start in range(0, count, window):
-            positions = range(start, min(count, start + window))
-            decoded = list(pool.map(images.image, positions))
+            decoded = list(pool.map(source.image, range(start, min(count, start + window))))
             labels[start:start + len(decoded)] = [label for _, label in decoded]
             for q in scales:
-                resized = list(pool.map(lambda d, q=q: rescale_shorter_side(d[0], q), decoded))
+                resized = rescaled([image for image, _ in decoded], q, pool)
                 if "dense" in modes:  # same-shape images share a batch
-                    groups = {}
-                    for i, image in enumerate(resized):
-                        groups.setdefault(image.shape, []).append(i)
-                    for members in groups.values():
+                    for members in by_shape(resized):
                         posteriors = evaluator.dense_posteriors([resized[i] for i in members])
                         for i, row in zip(members, posteriors):
                             parts["dense", q][start + i] = row
@@ -247,9 +161,11 @@ def evaluate(net, data, out_dir, scales, mode="dense", flip=True, batch_size=32,
     finally:
         bar.close()
         pool.shutdown()
-    seconds = time.time() - started
-    final = np.lib.format.open_memmap(os.path.join(tmp, "scores.npy"), mode="w+",
-                                      dtype=np.float32, shape=(count, classes))
+
+
+def _rows(parts, labels, modes, scales, mode, final):
+    """Table rows: each mode at each scale, each mode over the scales, and for 'both'
+    the mean of everything (written to ``final``); returns (rows, final errors)."""
     rows = []
     for m in modes:
         for q in scales:
@@ -263,24 +179,68 @@ def evaluate(net, data, out_dir, scales, mode="dense", flip=True, batch_size=32,
     errors = errors_of_mean([parts[key] for key in parts], labels, out=final)
     if mode == "both":
         rows.append(dict(mode=mode, scales=scales, top1_error=errors[1], top5_error=errors[5]))
-    for array in list(parts.values()) + [final]:
-        array.flush()
-    del parts, final
-    np.save(os.path.join(tmp, "labels.npy"), labels)
-    with open(os.path.join(tmp, "ids.txt"), "w") as f:
-        f.write("".join(i + "\n" for i in ids))
-    meta = getattr(net, "file_meta", {}) or {}
-    report = dict(net=net.config, train_scale=meta.get("train_scale"), data=data,
-                  images=count, scales=scales, mode=mode, flip=flip, crop_size=crop,
-                  precision="int8 (calibrated on %d images)" % int8_images if int8_images
-                  else dtype, fidelity=fidelity,
-                  top1_error=errors[1], top5_error=errors[5], rows=rows,
-                  images_per_second=count / seconds if seconds > 0 else None,
-                  seconds=seconds)
-    _write_reports(tmp, report, title="vgg eval: net %s" % net.config)
-    if os.path.exists(out_dir):
-        shutil.rmtree(out_dir)
-    os.replace(tmp, out_dir)
+    return rows, errors
+
+
+def evaluate(net, data, out_dir, scales, mode="dense", flip=True, batch_size=32, ctx=None,
+             mean_rgb=None, limit=None, progress=True, workers=None, int8_images=0,
+             dtype="float32"):
+    """Evaluate ``net`` on the records of ``data`` (a .rec) and write ``out_dir``.
+
+    ``dtype``: the precision asked for (bfloat16 falls back to float32, with a note,
+    where the CPU has no AMX). Returns the report dict.
+    """
+    import mxnet as mx
+
+    from data_tools.common import atomic_output
+
+    from .inference import RecordSource, check_scales, fast_path_inputs, precision_label
+
+    if mode not in MODES:
+        raise VggError("mode must be one of %s, got %r" % (", ".join(MODES), mode))
+    crop = net.knobs["crop_size"]
+    check_scales(scales, crop)
+    if mean_rgb is None:
+        raise VggError("no mean RGB for preprocessing: the params file has none; give --mean")
+    source = RecordSource(data)
+    count = len(source) if limit is None else min(limit, len(source))
+    dtype, calibration, check = fast_path_inputs(source, crop, min(scales), mean_rgb,
+                                                 int8_images, dtype)
+    ctx = ctx or [mx.cpu()]
+    evaluator = Evaluator(net, mean_rgb, ctx, batch_size=batch_size, flip=flip,
+                          int8_calibration=calibration, dtype=dtype)
+    fidelity = None
+    if check is not None:  # a fast path: how closely it follows float32
+        from .fast import fidelity as measure
+        fidelity = measure(net, evaluator.net, check, ctx)
+    modes = ("dense", "multicrop") if mode == "both" else (mode,)
+    classes = net.knobs["classes"]
+    with atomic_output(out_dir, folder=True) as tmp:
+        parts = {(m, q): np.lib.format.open_memmap(
+            os.path.join(tmp, "scores-%s-Q%d.npy" % (m, q)), mode="w+", dtype=np.float32,
+            shape=(count, classes)) for m in modes for q in scales}
+        labels = np.zeros(count, dtype=np.int64)
+        started = time.time()
+        _score_all(evaluator, source, count, scales, modes, parts, labels,
+                   max(batch_size, 64), progress, workers)
+        seconds = time.time() - started
+        final = np.lib.format.open_memmap(os.path.join(tmp, "scores.npy"), mode="w+",
+                                          dtype=np.float32, shape=(count, classes))
+        rows, errors = _rows(parts, labels, modes, scales, mode, final)
+        for array in list(parts.values()) + [final]:
+            array.flush()
+        del parts, final
+        np.save(os.path.join(tmp, "labels.npy"), labels)
+        with open(os.path.join(tmp, "ids.txt"), "w") as f:
+            f.write("".join(i + "\n" for i in source.ids[:count]))
+        meta = getattr(net, "file_meta", {}) or {}
+        report = dict(net=net.config, train_scale=meta.get("train_scale"), data=data,
+                      images=count, scales=scales, mode=mode, flip=flip, crop_size=crop,
+                      precision=precision_label(int8_images, dtype), fidelity=fidelity,
+                      top1_error=errors[1], top5_error=errors[5], rows=rows,
+                      images_per_second=count / seconds if seconds > 0 else None,
+                      seconds=seconds)
+        _write_reports(tmp, report, title="vgg eval: net %s" % net.config)
     return report
 
 
@@ -343,64 +303,64 @@ def fuse(folders, out_dir):
         if scores.shape != scores0.shape:
             raise VggError("%s has %d classes, %s has %d" % (folders[0], scores0.shape[1],
                                                               folder, scores.shape[1]))
-    tmp = out_dir.rstrip("/") + ".tmp-%d" % os.getpid()
-    shutil.rmtree(tmp, ignore_errors=True)
-    os.makedirs(tmp)
-    fused = np.lib.format.open_memmap(os.path.join(tmp, "scores.npy"), mode="w+",
-                                      dtype=np.float32, shape=scores0.shape)
-    errors = errors_of_mean([scores for scores, _, _, _ in loaded], labels0, out=fused)
-    fused.flush()
-    np.save(os.path.join(tmp, "labels.npy"), labels0)
-    with open(os.path.join(tmp, "ids.txt"), "w") as f:
-        f.write("".join(i + "\n" for i in ids0))
+    from data_tools.common import atomic_output
+
     members = [r for _, _, _, r in loaded]
+    with atomic_output(out_dir, folder=True) as tmp:
+        fused = np.lib.format.open_memmap(os.path.join(tmp, "scores.npy"), mode="w+",
+                                          dtype=np.float32, shape=scores0.shape)
+        errors = errors_of_mean([scores for scores, _, _, _ in loaded], labels0, out=fused)
+        fused.flush()
+        del fused
+        np.save(os.path.join(tmp, "labels.npy"), labels0)
+        with open(os.path.join(tmp, "ids.txt"), "w") as f:
+            f.write("".join(i + "\n" for i in ids0))
+        report = _fusion_report(folders, members, errors, len(labels0))
+        _write_fusion_reports(tmp, report)
+    return report
+
+
+def _fusion_report(folders, members, errors, images):
     rows = [dict(mode=r["mode"], scales=r["scales"], top1_error=r["top1_error"],
                  top5_error=r["top5_error"], net=r["net"]) for r in members]
     rows.append(dict(mode="fusion", scales=sorted({q for r in members for q in r["scales"]}),
                      top1_error=errors[1], top5_error=errors[5],
                      net=" & ".join(r["net"] for r in members)))
-    report = dict(net=" & ".join(r["net"] for r in members), members=list(folders),
-                  images=len(labels0), scales=rows[-1]["scales"], mode="fusion",
-                  top1_error=errors[1], top5_error=errors[5], rows=rows, data=None)
+    return dict(net=" & ".join(r["net"] for r in members), members=list(folders),
+                images=images, scales=rows[-1]["scales"], mode="fusion",
+                top1_error=errors[1], top5_error=errors[5], rows=rows, data=None)
+
+
+def _write_fusion_reports(folder, report):
     from .tables import markdown_table
-    with open(os.path.join(tmp, "report.json"), "w") as f:
+    with open(os.path.join(folder, "report.json"), "w") as f:
         json.dump(report, f, indent=1)
     table = markdown_table(["Combined ConvNet models", "test (Q)", "mode", "top-1 val. error (%)",
                             "top-5 val. error (%)"],
                            [[r["net"], _scale_label(r["scales"]), r["mode"],
                              "%.1f" % (100 * r["top1_error"]), "%.1f" % (100 * r["top5_error"])]
-                            for r in rows])
-    with open(os.path.join(tmp, "report.md"), "w") as f:
-        f.write("# vgg fuse (Table 6 shape)\n\n%d images.\n\n%s\n" % (len(labels0), table))
-    if os.path.exists(out_dir):
-        shutil.rmtree(out_dir)
-    os.replace(tmp, out_dir)
-    return report
+                            for r in report["rows"]])
+    with open(os.path.join(folder, "report.md"), "w") as f:
+        f.write("# vgg fuse (Table 6 shape)\n\n%d images.\n\n%s\n" % (report["images"], table))
 
 
 def predict_folder(net, folder, scales, mean_rgb, class_names=None, ctx=None, top=5,
                    flip=True, dtype="float32"):
     """Top-``top`` classes of every image in ``folder`` (dense, multi-scale)."""
-    import cv2
     import mxnet as mx
 
-    from .data import rescale_shorter_side
-    from data_tools.sources import IMAGE_EXTENSIONS
+    from .inference import FolderSource, check_scales
 
-    if not os.path.isdir(folder):
-        raise VggError("image folder %s does not exist" % folder)
-    paths = sorted(os.path.join(folder, n) for n in os.listdir(folder)
-                   if n.lower().endswith(IMAGE_EXTENSIONS))
-    if not paths:
-        raise VggError("no images in %s" % folder)
+    check_scales(scales, net.knobs["crop_size"])
+    source = FolderSource(folder)
     evaluator = Evaluator(net, mean_rgb, ctx or [mx.cpu()], flip=flip, dtype=resolve(dtype))
     results = []
-    for path in paths:
-        image = cv2.imread(path, cv2.IMREAD_COLOR)
-        if image is None:
-            results.append(dict(path=path, error="cannot decode"))
+    for position, path in enumerate(source.paths):
+        try:
+            image, _ = source.image(position)
+        except VggError as err:
+            results.append(dict(path=path, error=str(err)))
             continue
-        image = image[:, :, ::-1]
         posterior = np.mean([evaluator.dense_posteriors([rescale_shorter_side(image, q)])[0]
                              for q in scales], axis=0)
         best = np.argsort(-posterior)[:top]

@@ -11,14 +11,12 @@ mean average precision (VOC).
 """
 import json
 import os
-import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from .errors import VggError
-from .precision import resolve
 
 AGGREGATES = ("mean", "stack")
 
@@ -30,110 +28,108 @@ class Describer:
                  int8_calibration=None, dtype="float32", fidelity_check=None):
         """``fidelity_check``: NCHW crops on which a fast path (INT8, 16-bit) is compared
         with float32 (``self.fidelity``)."""
+        from .inference import DenseForward, fast_copy
         from .models import dense_form
-        self.block = reference = dense_form(net, upto=layer, frozen=True)
-        self.block.hybridize(static_alloc=True)
-        if int8_calibration is not None:
-            from .fast import quantize
-            self.block = quantize(self.block, int8_calibration, ctx)
-        elif dtype != "float32":
-            from .precision import check_devices, convert_for_inference
-            check_devices(dtype, ctx)
-            crop = net.knobs["crop_size"]
-            self.block = convert_for_inference(self.block, dtype,
-                                               np.zeros((1, 3, crop, crop), np.float32), ctx)
+        reference = dense_form(net, upto=layer, frozen=True)
+        reference.hybridize(static_alloc=True)
+        self.block = fast_copy(reference, net.knobs["crop_size"], ctx, int8_calibration,
+                               dtype)
         self.fidelity = None
         if fidelity_check is not None and self.block is not reference:
             from .fast import fidelity
             self.fidelity = fidelity(reference, self.block, fidelity_check, ctx, scores=False)
-        self.mean = np.asarray(mean_rgb, dtype=np.float32).reshape(1, 1, 1, 3)
-        self.ctx, self.flip, self.batch_size = ctx, flip, batch_size
+        self.forward = DenseForward(mean_rgb, ctx, batch_size=batch_size, flip=flip)
         self.dims = [channels for name, channels, _ in net.feature_info if name == layer][0]
 
     def describe(self, images):
         """Same-shape HxWx3 images -> (N, dims), pooled and flip-averaged."""
-        import mxnet as mx
-        from mxnet import gluon
-        images = np.stack(images)
-        batch = np.concatenate([images, images[:, :, ::-1]]) if self.flip else images
-        out = []
-        for start in range(0, len(batch), self.batch_size):
-            x = mx.nd.array((batch[start:start + self.batch_size].astype(np.float32)
-                             - self.mean).transpose(0, 3, 1, 2))
-            for part in gluon.utils.split_and_load(x, self.ctx, even_split=False):
-                out.append(self.block(part).mean(axis=(2, 3)).asnumpy())
-        pooled = np.concatenate(out)
-        if self.flip:
-            return (pooled[:len(images)] + pooled[len(images):]) / 2
-        return pooled
+        return self.forward.pooled(self.block, images)
 
 
 def l2_normalise(x):
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return x / np.maximum(norms, 1e-12)
+    from sklearn.preprocessing import normalize
+    return normalize(x, norm="l2", axis=1)
 
 
-def _folder_images(folder):
-    """(paths, labels or None, class names) of a folder: flat, or one sub-folder per class."""
-    from data_tools.sources import IMAGE_EXTENSIONS
+def _describers(nets, means, layer, source, scales, ctx, flip, batch_size, int8_images,
+                dtype):
+    """One Describer per net, each in the precision asked for (calibrated and checked on
+    its own crops), and the worst fidelity among them."""
+    from .inference import fast_path_inputs
 
-    if not os.path.isdir(folder):
-        raise VggError("image folder %s does not exist" % folder)
-    subdirs = sorted(e.name for e in os.scandir(folder) if e.is_dir())
-    if subdirs:
-        paths, labels = [], []
-        for label, name in enumerate(subdirs):
-            for root, dirs, files in os.walk(os.path.join(folder, name)):
-                dirs.sort()
-                for file in sorted(files):
-                    if file.lower().endswith(IMAGE_EXTENSIONS):
-                        paths.append(os.path.join(root, file))
-                        labels.append(label)
-        found = (paths, labels, subdirs)
-    else:
-        paths = sorted(os.path.join(folder, n) for n in os.listdir(folder)
-                       if n.lower().endswith(IMAGE_EXTENSIONS))
-        found = (paths, None, [])
-    if not found[0]:
-        raise VggError("no images in %s" % folder)
-    return found
+    describers = []
+    for net, mean in zip(nets, means):
+        used, calibration, check = fast_path_inputs(source, net.knobs["crop_size"],
+                                                    min(scales), mean, int8_images, dtype)
+        describers.append(Describer(net, layer, mean, ctx, flip=flip, batch_size=batch_size,
+                                    int8_calibration=calibration, dtype=used,
+                                    fidelity_check=check))
+    measured = [d.fidelity for d in describers if d.fidelity]
+    return describers, used, (min(measured, key=lambda f: f["cosine_mean"]) if measured
+                              else None)
 
 
-class _FolderSource:
-    def __init__(self, folder):
-        self.folder = folder
-        self.paths, self.labels, self.class_names = _folder_images(folder)
-        self.ids = [os.path.relpath(p, folder).replace(os.sep, "/") for p in self.paths]
+def _descriptors(describers, images, scales, aggregate, l2, pool):
+    """(len(images), dims) descriptors: per net, per scale, stacked or averaged."""
+    from .inference import by_shape, rescaled
 
-    def __len__(self):
-        return len(self.paths)
+    blocks = []
+    for describer in describers:
+        per_scale = []
+        for q in scales:
+            resized = rescaled(images, q, pool)
+            result = np.zeros((len(images), describer.dims), dtype=np.float32)
+            for members in by_shape(resized):
+                result[members] = describer.describe([resized[i] for i in members])
+            per_scale.append(result)
+        block = np.concatenate(per_scale, axis=1) if aggregate == "stack" else \
+            np.mean(per_scale, axis=0)
+        blocks.append(l2_normalise(block) if l2 else block)
+    rows = np.concatenate(blocks, axis=1)
+    return l2_normalise(rows) if l2 and len(describers) > 1 else rows
 
-    def image(self, position):
-        import cv2
-        image = cv2.imread(self.paths[position], cv2.IMREAD_COLOR)
-        if image is None:
-            raise VggError("cannot decode")
-        return image[:, :, ::-1], (self.labels[position] if self.labels else -1)
 
+def _describe_all(describers, source, features, labels, scales, aggregate, l2, window,
+                  progress):
+    """Fill ``features``/``labels`` row by row with the readable images of ``source``;
+    returns (ids written, skipped [{id, reason}])."""
 
-class _RecordSource:
-    def __init__(self, rec):
-        from .data import RecordImages
-        from .evaluate import _record_ids
-        self.records = RecordImages(rec)
-        self.ids = _record_ids(rec, len(self.records))
-        self.labels, self.class_names = True, []
+    from tqdm import tqdm
 
-    def __len__(self):
-        return len(self.records)
+    from ._env import available_cores
 
-    def image(self, position):
-        return self.records.image(position)
+    def load(position):
+        try:
+            return source.image(position)
+        except VggError as err:
+            return err
+
+    count, ids, skipped = len(source), [], []
+    bar = tqdm(total=count, desc="features", unit="img", disable=not progress, leave=False)
+    pool = ThreadPoolExecutor(available_cores())
+    try:
+        for start in range(0, count, window):
+            positions = list(range(start, min(count, start + window)))
+            decoded = list(pool.map(load, positions))
+            good = [(p, d) for p, d in zip(positions, decoded) if not isinstance(d, VggError)]
+            skipped += [dict(id=source.ids[p], reason=str(d)) for p, d in zip(positions, decoded)
+                        if isinstance(d, VggError)]
+            if good:  # rows are written contiguously, skipped images left out
+                written = len(ids)
+                features[written:written + len(good)] = _descriptors(
+                    describers, [d[0] for _, d in good], scales, aggregate, l2, pool)
+                labels[written:written + len(good)] = [d[1] for _, d in good]
+                ids += [source.ids[p] for p, _ in good]
+            bar.update(len(positions))
+    finally:
+        bar.close()
+        pool.shutdown()
+    return ids, skipped
 
 
 def extract(nets, layer, scales, out_path, images=None, data=None, aggregate="mean",
             flip=True, l2=True, batch_size=16, ctx=None, means=None, progress=True,
-            window=64, workers=None, int8_images=0, dtype="float32"):
+            window=64, int8_images=0, dtype="float32"):
     """Write descriptors of ``images`` (a folder) or ``data`` (a .rec) to ``out_path``
     (.npz: features, labels, ids, skipped_ids, info). Returns the info dict.
 
@@ -142,118 +138,48 @@ def extract(nets, layer, scales, out_path, images=None, data=None, aggregate="me
     where the CPU has no AMX).
     """
     import mxnet as mx
-    from tqdm import tqdm
 
-    from ._env import available_cores
-    from .data import rescale_shorter_side
+    from data_tools.common import atomic_output, scratch_folder
+
+    from .inference import FolderSource, RecordSource, check_scales
 
     if aggregate not in AGGREGATES:
         raise VggError("aggregate must be mean or stack, got %r" % (aggregate,))
     if bool(images) == bool(data):
         raise VggError("give exactly one of images (a folder) and data (a .rec)")
-    source = _FolderSource(images) if images else _RecordSource(data)
+    for net in nets:
+        check_scales(scales, net.knobs["crop_size"])
+    source = FolderSource(images) if images else RecordSource(data)
     ctx = ctx or [mx.cpu()]
-    calibrations = [None] * len(nets)
-    if int8_images and dtype != "float32":
-        raise VggError("choose one of --int8 and --dtype %s" % dtype)
-    dtype = resolve(dtype)
-    if int8_images:
-        from .fast import calibration_batch
-        calibrations = [calibration_batch(source.image, int8_images, len(source),
-                                          net.knobs["crop_size"], min(scales), mean)
-                        for net, mean in zip(nets, means)]
-    checks = [None] * len(nets)
-    if int8_images or dtype != "float32":  # how closely the fast path follows float32
-        from .fast import fidelity_batch
-        checks = [fidelity_batch(source.image, len(source), net.knobs["crop_size"],
-                                 min(scales), mean, after=int8_images)
-                  for net, mean in zip(nets, means)]
-    describers = [Describer(net, layer, mean, ctx, flip=flip, batch_size=batch_size,
-                            int8_calibration=calibration, dtype=dtype, fidelity_check=check)
-                  for net, mean, calibration, check in zip(nets, means, calibrations, checks)]
-    measured = [d.fidelity for d in describers if d.fidelity]
-    fidelity = min(measured, key=lambda f: f["cosine_mean"]) if measured else None
-    too_small = [q for q in scales for net in nets if q < net.knobs["crop_size"]]
-    if too_small:
-        raise VggError("scale %d is smaller than the crop size: the dense net needs Q >= crop"
-                       % too_small[0])
-    per_net = [d.dims * (len(scales) if aggregate == "stack" else 1) for d in describers]
-    dims = sum(per_net)
+    describers, dtype, fidelity = _describers(nets, means, layer, source, scales, ctx, flip,
+                                              batch_size, int8_images, dtype)
+    dims = sum(d.dims * (len(scales) if aggregate == "stack" else 1) for d in describers)
     out_path = out_path if out_path.endswith(".npz") else out_path + ".npz"
-    tmp_dir = out_path + ".tmp-%d" % os.getpid()
-    shutil.rmtree(tmp_dir, ignore_errors=True)
-    os.makedirs(tmp_dir)
     count = len(source)
-    features = np.lib.format.open_memmap(os.path.join(tmp_dir, "features.npy"), mode="w+",
-                                         dtype=np.float32, shape=(count, dims))
-    labels = np.full(count, -1, dtype=np.int64)
-    ids, skipped, written = [], [], 0  # rows are written contiguously, skipped ones left out
     started = time.time()
-    bar = tqdm(total=count, desc="features", unit="img", disable=not progress, leave=False)
-    pool = ThreadPoolExecutor(workers or available_cores())
-
-    def load(position):
-        try:
-            return source.image(position)
-        except VggError as err:
-            return err
-
-    try:
-        for start in range(0, count, window):
-            positions = list(range(start, min(count, start + window)))
-            decoded = list(pool.map(load, positions))
-            good = [(p, d) for p, d in zip(positions, decoded) if not isinstance(d, VggError)]
-            skipped += [dict(id=source.ids[p], reason=str(d)) for p, d in zip(positions, decoded)
-                        if isinstance(d, VggError)]
-            blocks = []  # per net: (len(good), per-net dims)
-            for describer in describers:
-                per_scale = []
-                for q in scales:
-                    resized = list(pool.map(lambda d, q=q: rescale_shorter_side(d[1][0], q),
-                                            good))
-                    result = np.zeros((len(good), describer.dims), dtype=np.float32)
-                    groups = {}
-                    for i, image in enumerate(resized):
-                        groups.setdefault(image.shape, []).append(i)
-                    for members in groups.values():
-                        result[members] = describer.describe([resized[i] for i in members])
-                    per_scale.append(result)
-                block = np.concatenate(per_scale, axis=1) if aggregate == "stack" else \
-                    np.mean(per_scale, axis=0)
-                blocks.append(l2_normalise(block) if l2 else block)
-            if good:
-                rows = np.concatenate(blocks, axis=1)
-                if l2 and len(describers) > 1:
-                    rows = l2_normalise(rows)
-                features[written:written + len(good)] = rows
-                labels[written:written + len(good)] = [d[1] for _, d in good]
-                ids += [source.ids[p] for p, _ in good]
-                written += len(good)
-            bar.update(len(positions))
-    finally:
-        bar.close()
-        pool.shutdown()
-    seconds = time.time() - started
-    if not written:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
-        raise VggError("no image of %s could be decoded" % (images or data))
-    features.flush()
-    info = dict(layer=layer, scales=scales, aggregate=aggregate, flip=flip, l2=l2,
-                precision="int8" if int8_images else dtype, fidelity=fidelity,
-                nets=[n.config for n in nets], dims=dims, images=written,
-                skipped=len(skipped), class_names=source.class_names,
-                descriptors_per_second=written / seconds if seconds > 0 else None)
-    has_labels = bool(source.labels)
-    tmp_file = out_path + ".tmp-%d.npz" % os.getpid()
-    with open(tmp_file, "wb") as f:  # np.savez streams the memmap in chunks
-        np.savez(f, features=features[:written],
-                 labels=labels[:written] if has_labels else np.zeros(0, np.int64),
-                 ids=np.array(ids),
-                 skipped_ids=np.array([s["id"] for s in skipped] or [""])[:len(skipped)],
-                 info=np.array(json.dumps(info)))
-    del features
-    os.replace(tmp_file, out_path)
-    shutil.rmtree(tmp_dir, ignore_errors=True)
+    with scratch_folder(out_path) as rows_dir:
+        features = np.lib.format.open_memmap(os.path.join(rows_dir, "features.npy"),
+                                             mode="w+", dtype=np.float32, shape=(count, dims))
+        labels = np.full(count, -1, dtype=np.int64)
+        ids, skipped = _describe_all(describers, source, features, labels, scales, aggregate,
+                                     l2, window, progress)
+        seconds = time.time() - started
+        if not ids:
+            raise VggError("no image of %s could be decoded" % (images or data))
+        features.flush()
+        info = dict(layer=layer, scales=scales, aggregate=aggregate, flip=flip, l2=l2,
+                    precision="int8" if int8_images else dtype, fidelity=fidelity,
+                    nets=[n.config for n in nets], dims=dims, images=len(ids),
+                    skipped=len(skipped), class_names=source.class_names,
+                    descriptors_per_second=len(ids) / seconds if seconds > 0 else None)
+        with atomic_output(out_path) as tmp_file, open(tmp_file, "wb") as f:
+            # np.savez streams the memmap in chunks
+            np.savez(f, features=features[:len(ids)],
+                     labels=labels[:len(ids)] if source.labelled else np.zeros(0, np.int64),
+                     ids=np.array(ids),
+                     skipped_ids=np.array([s["id"] for s in skipped] or [""])[:len(skipped)],
+                     info=np.array(json.dumps(info)))
+        del features
     info["skipped_list"] = skipped
     info["path"] = out_path
     return info
@@ -277,35 +203,23 @@ def load_features(path):
 METRICS = ("accuracy", "mean-recall", "map")
 
 
-def average_precision(scores, positives):
-    """Non-interpolated AP: the mean of the precisions at each positive's rank (ties are
-    ranked together, as scikit-learn does)."""
-    scores = np.asarray(scores, dtype=np.float64)
-    positives = np.asarray(positives, dtype=bool)
-    total = positives.sum()
-    if total == 0:
-        return float("nan")
-    order = np.argsort(-scores, kind="mergesort")
-    scores, positives = scores[order], positives[order]
-    # the last index of each run of equal scores: precision/recall are only defined there
-    ends = np.r_[np.flatnonzero(np.diff(scores)), len(scores) - 1]
-    hits = np.cumsum(positives)[ends]
-    precision = hits / (ends + 1.0)
-    recall_gain = np.diff(np.r_[0, hits]) / total
-    return float(np.sum(precision * recall_gain))
-
-
 def score(metric, y_true, decision, classes):
-    """The paper's metrics; ``decision`` is (N, classes) one-vs-rest scores."""
+    """The paper's metrics (scikit-learn's): accuracy, mean class recall over the
+    test set's classes (Caltech), mean average precision (VOC); ``decision`` is
+    (N, classes) one-vs-rest scores. Returns (value, per-class dict or None)."""
+    from sklearn.metrics import accuracy_score, average_precision_score, recall_score
+
     predicted = np.asarray(classes)[np.argmax(decision, axis=1)]
     if metric == "accuracy":
-        return float(np.mean(predicted == y_true)), None
+        return float(accuracy_score(y_true, predicted)), None
     if metric == "mean-recall":
-        recalls = [float(np.mean(predicted[y_true == c] == c)) for c in classes
-                   if np.any(y_true == c)]
-        return float(np.mean(recalls)), dict(zip(map(int, classes), recalls))
+        present = [c for c in classes if np.any(y_true == c)]
+        recalls = recall_score(y_true, predicted, labels=present, average=None,
+                               zero_division=0)
+        return float(np.mean(recalls)), dict(zip(map(int, present), map(float, recalls)))
     if metric == "map":
-        aps = [average_precision(decision[:, i], y_true == c) for i, c in enumerate(classes)]
+        aps = [float(average_precision_score(y_true == c, decision[:, i]))
+               if np.any(y_true == c) else float("nan") for i, c in enumerate(classes)]
         return float(np.nanmean(aps)), dict(zip(map(int, classes), aps))
     raise VggError("metric must be one of %s, got %r" % (", ".join(METRICS), metric))
 
