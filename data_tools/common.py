@@ -72,6 +72,9 @@ def scratch_folder(beside):
 
 
 def write_text_atomic(path, text):
+    """``text`` into ``path`` through atomic_output, on disk before the rename."""
     with atomic_output(path) as tmp:
         with open(tmp, "w") as f:
             f.write(text)
+            f.flush()
+            os.fsync(f.fileno())

@@ -27,7 +27,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from .common import VggError, available_cores
+from .common import VggError, available_cores, write_text_atomic
 
 from . import sources
 from .encode import encode_task, init_worker
@@ -63,15 +63,6 @@ def _paths(out_dir, split):
                 done=base + ".done.json")
 
 
-def _atomic_write_text(path, text):
-    tmp = "%s.tmp-%d" % (path, os.getpid())
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def order_items(items, split, settings):
     """Training records are shuffled (a seeded permutation); val stays in id order."""
     items = sorted(items, key=lambda item: item.ident)
@@ -85,7 +76,7 @@ def _write_plan(path, items):
     lines = ["%d\t%d\t%s\t%s\t%d\t%d\t%s\n" % (pos, it.label, it.kind, it.container, it.offset,
                                                it.size, it.ident)
              for pos, it in enumerate(items)]
-    _atomic_write_text(path, "".join(lines))
+    write_text_atomic(path, "".join(lines))
 
 
 def _read_plan(path, start):
@@ -113,7 +104,7 @@ class _SplitState:
         return state
 
     def save(self, path):
-        _atomic_write_text(path, json.dumps(self.data))
+        write_text_atomic(path, json.dumps(self.data))
 
 
 def _checkpoint(state, writer, idx_file, lst_file, state_path):
@@ -147,7 +138,7 @@ def _windows(iterable, size):
 def worker_pool(settings, workers=None):
     """Decoding processes. ``spawn``: no fork after MXNet/OpenMP threads have started."""
     context = multiprocessing.get_context("spawn")
-    return context.Pool(workers or _available_cores(), initializer=init_worker,
+    return context.Pool(workers or available_cores(), initializer=init_worker,
                         initargs=(settings.max_short_side, settings.quality))
 
 
@@ -220,24 +211,10 @@ def pack_split(items, out_dir, split, classes, settings, pool, workers, resume=F
     ])
 
 
-def _available_cores():
-    return available_cores()
-
-
-class _NoBar:
-    def update(self, n):
-        pass
-
-    def close(self):
-        pass
-
-
 def _progress(total, initial, desc, enabled):
-    if not enabled:
-        return _NoBar()
     from tqdm import tqdm
     return tqdm(total=total, initial=initial, desc=desc, unit="img", file=sys.stderr,
-                dynamic_ncols=True, smoothing=0.05)
+                dynamic_ncols=True, smoothing=0.05, disable=not enabled)
 
 
 def pack(splits, classes, out_dir, settings, source, refused=(), workers=None, resume=False,
@@ -247,16 +224,16 @@ def pack(splits, classes, out_dir, settings, source, refused=(), workers=None, r
         if not items and not (resume and os.path.exists(_paths(out_dir, name)["state"])):
             raise VggError("no images found for the %s split" % name)
     os.makedirs(out_dir, exist_ok=True)
-    _atomic_write_text(os.path.join(out_dir, "synsets.txt"), "\n".join(classes.lines()) + "\n")
+    write_text_atomic(os.path.join(out_dir, "synsets.txt"), "\n".join(classes.lines()) + "\n")
     manifest = OrderedDict([
         ("version", MANIFEST_VERSION),
         ("classes", len(classes)),
         ("source", source),
-        ("settings", dict(settings.as_dict(), workers=workers or _available_cores())),
+        ("settings", dict(settings.as_dict(), workers=workers or available_cores())),
         ("refused", [dict(id=r.ident, reason=r.reason) for r in refused]),
         ("splits", OrderedDict()),
     ])
-    workers = workers or _available_cores()
+    workers = workers or available_cores()
     with worker_pool(settings, workers) as pool:
         for name, items in splits.items():
             done_path = _paths(out_dir, name)["done"]
@@ -268,11 +245,11 @@ def pack(splits, classes, out_dir, settings, source, refused=(), workers=None, r
                 entry = pack_split(items, out_dir, name, len(classes), settings, pool, workers,
                                    resume=resume, checkpoint_every=checkpoint_every,
                                    progress=progress)
-                _atomic_write_text(done_path, json.dumps(entry))
+                write_text_atomic(done_path, json.dumps(entry))
             manifest["splits"][name] = entry
     if "train" in manifest["splits"]:
         manifest["mean_rgb"] = manifest["splits"]["train"]["mean_rgb"]
-    _atomic_write_text(os.path.join(out_dir, "manifest.json"), json.dumps(manifest, indent=1))
+    write_text_atomic(os.path.join(out_dir, "manifest.json"), json.dumps(manifest, indent=1))
     for name in splits:
         os.remove(_paths(out_dir, name)["done"])
     return manifest

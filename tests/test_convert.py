@@ -1,7 +1,10 @@
 """vgg convert (GluonCV, torchvision, Caffe) and vgg export (symbol, ONNX)."""
+import contextlib
+import json
 import os
 import pickle
 import re
+import tempfile
 
 import cv2
 import numpy as np
@@ -17,6 +20,21 @@ from vggcli.cli import cli
 from .numerics import assert_float32_close, output_bound
 
 torch = pytest.importorskip("torch")
+
+
+@contextlib.contextmanager
+def _captured_stderr():
+    """What native code writes to file descriptor 2 (onnxruntime logs there)."""
+    saved, captured = os.dup(2), {}
+    with tempfile.TemporaryFile(mode="w+") as log:
+        os.dup2(log.fileno(), 2)
+        try:
+            yield captured
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            log.seek(0)
+            captured["text"] = log.read()
 
 
 def _photo_batch(photos, size=224):
@@ -230,6 +248,15 @@ def test_symbol_and_onnx_exports_reproduce_outputs(photos, tmp_path, dense, size
                                          str(tmp_path / "b-0000.params"))
     bound = output_bound(net, expected)
     assert_float32_close(block(mx.nd.array(x)).asnumpy(), expected, bound, "symbol")
-    session = ort.InferenceSession(str(tmp_path / "b.onnx"))
+    options = ort.SessionOptions()
+    options.log_severity_level = 2  # warnings and above, printed to stderr
+    with _captured_stderr() as captured:
+        session = ort.InferenceSession(str(tmp_path / "b.onnx"), options)
+    assert "W:onnxruntime" not in captured["text"], captured["text"][-2000:]
+    assert [i.name for i in session.get_inputs()] == ["data"]  # weights are not inputs
     got = session.run(None, {session.get_inputs()[0].name: x.astype(np.float32)})[0]
     assert_float32_close(got, expected, bound, "onnxruntime")
+    meta = session.get_modelmeta().custom_metadata_map
+    assert json.loads(meta["mean_rgb"]) == [120.0, 115.0, 100.0]
+    assert meta["input_size"] == str(size) and meta["channel_order"] == "RGB"
+    assert meta["input_layout"] == "NCHW" and meta["net"] == "B"

@@ -10,15 +10,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from statistics import median
 
 import numpy as np
 
 OUT_DIR = "bench"
-
-
-def _median(values):
-    values = sorted(values)
-    return values[len(values) // 2]
 
 
 def _median_rate(fn, images, repeats):
@@ -28,7 +24,7 @@ def _median_rate(fn, images, repeats):
         start = time.perf_counter()
         fn()
         rates.append(images / (time.perf_counter() - start))
-    return _median(rates)
+    return median(rates)
 
 
 def _interleave(sides, rounds, once=()):
@@ -75,8 +71,8 @@ def bench_inference(batch=4, repeats=5):
     rates = _interleave({name: lambda n=net: _median_rate(lambda: n(x).wait_to_read(), batch,
                                                           repeats)
                          for name, net in (("ours", ours), ("peer", peer))}, 2)
-    return [_row("VGG-D fp32 inference, 224, batch %d" % batch, _median(rates["ours"]),
-                 _median(rates["peer"]), "GluonCV vgg16", 1.0, "images/s")]
+    return [_row("VGG-D fp32 inference, 224, batch %d" % batch, median(rates["ours"]),
+                 median(rates["peer"]), "GluonCV vgg16", 1.0, "images/s")]
 
 
 # --- packing ------------------------------------------------------------------------
@@ -153,8 +149,8 @@ def bench_packing(count=240, repeats=3, short_side=256, quality=95):
                                            "--quality", str(quality), "--num-thread",
                                            str(cores), prefix, root])[0])
         rows = [_row("packing %d photos ~1000x750 -> short side %d, q%d, %d cores"
-                     % (count, short_side, quality, cores), count / _median(ours),
-                     count / _median(theirs), "MXNet im2rec.py", 2.0, "images/s",
+                     % (count, short_side, quality, cores), count / median(ours),
+                     count / median(theirs), "MXNet im2rec.py", 2.0, "images/s",
                      note="whole command, start-up included")]
         rss = []
         for size in (count // 4, count):
@@ -198,7 +194,7 @@ def bench_training(batch=8, repeats=2):
     ours, peer = _gluoncv_pair()
     rates = _interleave({name: lambda n=net: _train_step_rate(n, batch, repeats)
                          for name, net in (("ours", ours), ("peer", peer))}, 2)
-    ours_rate, peer_rate = _median(rates["ours"]), _median(rates["peer"])
+    ours_rate, peer_rate = median(rates["ours"]), median(rates["peer"])
     return [_row("VGG-D training step, 224, batch %d" % batch, ours_rate, peer_rate,
                  "GluonCV vgg16", 1.0, "images/s")]
 
@@ -258,7 +254,7 @@ def bench_pipeline(count=240, batch=32, batches=6):
                 seen = fn()
                 rates[name].append(seen / (time.perf_counter() - start) / cores)
         return [_row("training input pipeline, S in [256,512], 224 crops, per core",
-                     _median(rates["ours"]), _median(rates["theirs"]),
+                     median(rates["ours"]), median(rates["theirs"]),
                      "MXNet ImageRecordIter", 1.0, "images/s/core",
                      note="ImageRecordIter given preprocess_threads=%d" % cores)]
     finally:
@@ -397,7 +393,7 @@ _MEASURED = {}  # (task, batch) -> our float32 images/s in this run, reused by b
 def _alternate(sides, rounds, once=()):
     """Median images/s (and the largest peak RSS) of each side's (images/s, RSS) runs."""
     runs = _interleave(sides, rounds, once)
-    return {name: (_median([r[0] for r in values]), max(r[1] for r in values))
+    return {name: (median([r[0] for r in values]), max(r[1] for r in values))
             for name, values in runs.items()}
 
 

@@ -45,6 +45,8 @@ def save(root, epoch, batch, write_weights, write_optimizer, state, keep=3):
     """Write a checkpoint atomically; ``write_*`` are callables taking a path."""
     os.makedirs(root, exist_ok=True)
     name = checkpoint_name(epoch, batch)
+    # its own protocol, not data_tools.common.atomic_output: every file is fsynced and
+    # checksummed before the folder is renamed, and old checkpoints are pruned after
     tmp = os.path.join(root, ".tmp-%s-%d" % (name, os.getpid()))
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)

@@ -10,6 +10,7 @@ Zero padding stays equivalent (a zero in our input space is the mean pixel,
 as it is in the source's). The source's own preprocessing is recorded in the
 file's description as ``source_preprocessing``.
 """
+import json
 import os
 
 import numpy as np
@@ -299,13 +300,49 @@ def export(net, prefix, fmt="symbol", dense=False, input_size=None):
     paths = [prefix + "-symbol.json", prefix + "-0000.params"]
     if fmt == "onnx":
         onnx_path = prefix + ".onnx"
-        tmp = onnx_path + ".tmp"
+        from data_tools.common import atomic_output
         try:
-            mx.onnx.export_model(paths[0], paths[1], [(1, 3, size, size)], [np.float32], tmp,
-                                 dynamic=True, dynamic_input_shapes=[(None, 3, size, size)])
+            with atomic_output(onnx_path) as tmp:
+                mx.onnx.export_model(paths[0], paths[1], [(1, 3, size, size)], [np.float32],
+                                     tmp, dynamic=True,
+                                     dynamic_input_shapes=[(None, 3, size, size)])
+                _tidy_onnx(tmp, _onnx_metadata(net, size, dense))
         except ImportError as err:
             raise VggError("ONNX export needs onnx 1.15-1.18 (pip install onnx==1.18.0): %s"
                            % err) from None
-        os.replace(tmp, onnx_path)
         paths.append(onnx_path)
     return paths
+
+
+def _onnx_metadata(net, size, dense):
+    """What a user of the ONNX file needs to feed it: the preprocessing."""
+    meta = getattr(net, "file_meta", {}) or {}
+    values = dict(net=net.config, input_size=str(size), input_layout="NCHW",
+                  channel_order="RGB", pixel_range="0-255",
+                  preprocessing="subtract mean_rgb from 0-255 RGB pixels; no scaling",
+                  output="class scores (logits; apply soft-max)" + (
+                      ", a spatial map: average it over positions" if dense else ""))
+    if meta.get("mean_rgb"):
+        values["mean_rgb"] = json.dumps([float(v) for v in meta["mean_rgb"]])
+    if meta.get("class_names"):
+        values["class_names"] = json.dumps(list(meta["class_names"]))
+    if meta.get("train_scale"):
+        values["train_scale"] = str(meta["train_scale"])
+    return values
+
+
+def _tidy_onnx(path, metadata):
+    """Weights as initializers only (MXNet's exporter also lists each one as a graph
+    input, and onnxruntime warns once per weight on every load), plus metadata."""
+    import onnx
+
+    model = onnx.load(path)
+    weights = {init.name for init in model.graph.initializer}
+    inputs = [i for i in model.graph.input if i.name not in weights]
+    del model.graph.input[:]
+    model.graph.input.extend(inputs)
+    del model.metadata_props[:]
+    for key, value in sorted(metadata.items()):
+        model.metadata_props.add(key=key, value=value)
+    onnx.checker.check_model(model)
+    onnx.save(model, path)

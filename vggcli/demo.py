@@ -83,9 +83,8 @@ def write_report(path, log, evals, fusion, transfer_lines, curves, started):
          for name, png in curves] + [
         "", "## The commands, as run", "", "```"] + \
         ["%s    # %.0f s" % (cmd, seconds) for cmd, seconds in log] + ["```", ""]
-    with open(path + ".tmp", "w") as f:
-        f.write("\n".join(lines))
-    os.replace(path + ".tmp", path)
+    from data_tools.common import write_text_atomic
+    write_text_atomic(path, "\n".join(lines))
 
 
 def main():

@@ -8,6 +8,8 @@ import os
 import mxnet as mx
 from mxnet.gluon import HybridBlock, nn
 
+from data_tools.common import atomic_output
+
 from .configs import (CONFIGS, FC_NAMES, LRN_ALPHA, LRN_BETA, LRN_K, LRN_SIZE, STRIDE,
                       trunk_size, canonical_name, layer_table, list_models, multiply_adds)
 from .errors import VggError
@@ -271,13 +273,8 @@ def save_params(net, path, extra_meta=None):
     arrays = _param_arrays(net)
     arrays[META_KEY] = mx.nd.array(bytearray(json.dumps(meta, sort_keys=True).encode()),
                                    dtype="uint8")
-    tmp = "%s.tmp-%d" % (path, os.getpid())
-    try:
+    with atomic_output(path) as tmp:
         mx.nd.save(tmp, arrays)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return path
 
 

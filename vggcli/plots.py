@@ -40,9 +40,10 @@ def plot_training_curves(log_path, png_path):
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
-    tmp = png_path + ".tmp.png"
-    fig.savefig(tmp, dpi=90)
-    plt.close(fig)
-    import os
-    os.replace(tmp, png_path)
+    from data_tools.common import atomic_output
+    try:
+        with atomic_output(png_path) as tmp:
+            fig.savefig(tmp, dpi=90, format="png")
+    finally:
+        plt.close(fig)
     return png_path

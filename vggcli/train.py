@@ -323,10 +323,8 @@ def write_config(cfg, meta, path):
     import yaml
     text = yaml.safe_dump(dict(cfg, **{"recipe_" + k: v for k, v in meta.items()}),
                           sort_keys=False)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    from data_tools.common import write_text_atomic
+    write_text_atomic(path, text)
 
 
 def read_config(out_dir):
