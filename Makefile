@@ -12,7 +12,7 @@ install: $(STAMP)
 $(STAMP): setup.py constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -c constraints.txt -e ".[$(EXTRA),test]"
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[$(EXTRA),test,bench]"
 	$(BIN)/python -m pip check
 	touch $@
 

@@ -20,14 +20,13 @@ setup(
     install_requires=[
         # MXNet itself comes from an extra: one build, CPU or CUDA, never both.
         "numpy==1.23.5",  # mxnet 1.9.1 breaks on numpy>=1.24
-        "gluoncv==0.10.5.post0",
         "click>=8.1",
         "opencv-python<4.9",
+        "Pillow>=9",  # data_tools.encode: CMYK/greyscale JPEGs, PNGs named .JPEG
+        "protobuf>=3.20",  # vgg convert --from caffe reads .caffemodel files
         "scipy<1.12",
-        "pandas<2.1",
         "matplotlib<3.8",
         "scikit-learn>=1.3,<1.8",
-        "scikit-image>=0.22,<0.25",
         "PyYAML>=6",
         "tqdm>=4.60",
     ],
@@ -37,7 +36,10 @@ setup(
         # optional readers/writers: torchvision .pth files, ONNX export
         "torch": ["torch==2.13.0"],
         "onnx": ["onnx>=1.15,<1.19", "onnxruntime"],  # onnx 1.19+ lacks onnx.mapping
-        "test": ["pytest>=7", "ruff", "torch==2.13.0", "onnx>=1.15,<1.19", "onnxruntime"],
+        # make bench's peers and photos; GluonCV also for vgg convert --from gluoncv tests
+        "bench": ["gluoncv==0.10.5.post0", "scikit-image>=0.22,<0.25", "torch==2.13.0"],
+        "test": ["pytest>=7", "ruff", "torch==2.13.0", "onnx>=1.15,<1.19", "onnxruntime",
+                 "gluoncv==0.10.5.post0", "scikit-image>=0.22,<0.25"],
     },
     # recipes/ ships beside the package (vggcli.recipes.recipes_dir finds it)
     data_files=[("share/vgg/recipes", sorted(glob.glob("recipes/*.yaml")))],

@@ -103,3 +103,29 @@ def test_unknown_benchmark_is_a_usage_error():
     result = run("bench", "nope")
     assert result.exit_code == 2
     assert result.output.strip().startswith("Error: unknown benchmark nope; valid: inference")
+
+
+def test_every_imported_package_is_declared():
+    """setup.py declares each third-party package vggcli and data_tools import
+    (install_requires, or the extra that the importing feature needs)."""
+    import ast
+    import pathlib
+    import re
+
+    root = pathlib.Path(__file__).resolve().parent.parent
+    distribution = {"cv2": "opencv-python", "PIL": "Pillow", "yaml": "PyYAML",
+                    "sklearn": "scikit-learn", "google": "protobuf", "skimage": "scikit-image"}
+    local = {"vggcli", "data_tools"} | set(sys.stdlib_module_names)
+    imported = set()
+    for path in list((root / "vggcli").glob("*.py")) + list((root / "data_tools").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                imported.add(node.module.split(".")[0])
+    setup = (root / "setup.py").read_text()
+    declared = {name.lower() for name in re.findall(r'"([A-Za-z][\w.-]*)\s*[<>=!~]', setup)}
+    missing = sorted(distribution.get(m, m) for m in imported - local
+                     if distribution.get(m, m).lower() not in declared)
+    assert not missing, missing
+    assert "pandas" not in declared  # nothing imports it

@@ -333,8 +333,13 @@ def test_train_cli_usage_errors(digits, tmp_path):
     assert "recipe D-256 starts from the weights of A-256: give --init-from" in result.output
     result = runner.invoke(cli, ["train", "--net", "A", "--data", digits, "--out",
                                  str(tmp_path), "--kvstore", "dist_typo"])
-    assert result.exit_code == 2 and "unknown kvstore 'dist_typo'; valid: local" in \
+    assert result.exit_code == 2 and "'dist_typo' is not one of 'local', 'device'" in \
         result.output
+    result = runner.invoke(cli, ["train", "--net", "A", "--data", digits, "--out",
+                                 str(tmp_path), "--init", "he"])
+    assert result.exit_code == 2 and "'he' is not one of 'normal', 'xavier'" in result.output
+    result = runner.invoke(cli, ["recipe", "plan", "D-256", "--devices", "tpu:0"])
+    assert result.exit_code == 2 and "devices must look like cpu" in result.output
     result = runner.invoke(cli, ["train", "--net", "A", "--data", digits, "--out",
                                  str(tmp_path), "--devices", "gpu:0"])
     assert result.exit_code == 2 and "gpu:0 requested, but MXNet sees 0 GPU(s)" in \

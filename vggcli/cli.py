@@ -50,6 +50,40 @@ class NetType(click.ParamType):
 NET = NetType()
 
 
+class ScalesType(click.ParamType):
+    """'256,384,512': positive integers separated by commas."""
+
+    name = "Q[,Q...]"
+
+    def convert(self, value, param, ctx):
+        from .evaluate import parse_scales
+        try:
+            return parse_scales(value)
+        except VggError as err:
+            self.fail(str(err), param, ctx)
+
+
+class DevicesType(click.ParamType):
+    """'cpu', 'cpu:0,1', 'gpu:0-3' -> [(kind, index)]; ``as_text`` keeps the checked
+    text (training configs store it)."""
+
+    name = "DEVICES"
+
+    def __init__(self, as_text=False):
+        self.as_text = as_text
+
+    def convert(self, value, param, ctx):
+        from .devices import parse_devices
+        try:
+            devices = parse_devices(value)
+        except VggError as err:
+            self.fail(str(err), param, ctx)
+        return value if self.as_text else devices
+
+
+DEVICES_TEXT = DevicesType(as_text=True)
+
+
 @click.group(cls=VggGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="vgg")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
@@ -244,15 +278,18 @@ def inspect(rec, samples, as_json):
 
 def _field_options(command):
     """One option per training setting, generated from recipes.FIELDS (one source)."""
-    from .recipes import FIELDS
+    from .recipes import CHOICES, FIELDS
 
     types = {int: int, float: float, str: str}
+    special = {"net": NET, "devices": DEVICES_TEXT}
     for key in reversed(list(FIELDS)):
         default, kind, help_text = FIELDS[key]
         flag = "--" + key.replace("_", "-")
         shown = "" if default is None else " [paper/default: %s]" % (default,)
-        command = click.option(flag, key, type=NET if key == "net" else types[kind],
-                               default=None, help=help_text + shown)(command)
+        kind = special.get(key) or (click.Choice(CHOICES[key]) if key in CHOICES
+                                    else types[kind])
+        command = click.option(flag, key, type=kind, default=None,
+                               help=help_text + shown)(command)
     return command
 
 
@@ -351,7 +388,8 @@ def recipe_show(name):
 @click.argument("name")
 @click.option("--data", default="DATA", show_default=True, help="Packed dataset folder.")
 @click.option("--runs", default="runs", show_default=True, help="Folder for the run folders.")
-@click.option("--devices", default=None, help="Devices for every run, e.g. gpu:0-3.")
+@click.option("--devices", type=DEVICES_TEXT, default=None,
+              help="Devices for every run, e.g. gpu:0-3.")
 @click.option("--dtype", type=click.Choice(DTYPES), default="float32", show_default=True,
               help="Precision for every run (see vgg train --dtype).")
 def recipe_plan(name, data, runs, devices, dtype):
@@ -367,32 +405,6 @@ def recipe_plan(name, data, runs, devices, dtype):
     click.echo(" -> ".join(step[0] for step in steps))
     for number, (step, description, command) in enumerate(steps, 1):
         click.echo("\n# %d. %s: %s\n%s" % (number, step, description, command))
-
-
-class ScalesType(click.ParamType):
-    """'256,384,512': positive integers separated by commas."""
-
-    name = "Q[,Q...]"
-
-    def convert(self, value, param, ctx):
-        from .evaluate import parse_scales
-        try:
-            return parse_scales(value)
-        except VggError as err:
-            self.fail(str(err), param, ctx)
-
-
-class DevicesType(click.ParamType):
-    """'cpu', 'cpu:0,1', 'gpu:0-3'."""
-
-    name = "DEVICES"
-
-    def convert(self, value, param, ctx):
-        from .devices import parse_devices
-        try:
-            return parse_devices(value)
-        except VggError as err:
-            self.fail(str(err), param, ctx)
 
 
 def dtype_option(command):

@@ -7,6 +7,7 @@ import os
 import sys
 
 from .configs import canonical_name
+from .devices import KVSTORES
 from .errors import VggError
 from .precision import DTYPES
 
@@ -45,6 +46,8 @@ FIELDS = {
     "log_every": (20, int, "iterations between log.jsonl lines"),
     "pca_std": (0.1, float, "std of the PCA colour shift (0 turns it off)"),
 }
+# Settings with a fixed set of values (the CLI offers them as choices).
+CHOICES = {"init": ("normal", "xavier"), "dtype": DTYPES, "kvstore": KVSTORES}
 # Recipe-only descriptive keys (not training settings).
 META_FIELDS = ("description", "parent", "paper_top1_top5_err")
 RESUMABLE = ("devices", "dtype", "kvstore", "workers", "epochs", "checkpoint_every", "keep",
@@ -89,11 +92,13 @@ def validate(config, where="config"):
     for key in ("wd", "patience", "max_reductions", "checkpoint_every", "pca_std", "seed"):
         if key in out and out[key] is not None and out[key] < 0:
             raise VggError("%s: %s must be >= 0, got %r" % (where, key, out[key]))
-    if out.get("dtype") not in (None,) + DTYPES:
-        raise VggError("%s: dtype must be one of %s, got %r" % (where, ", ".join(DTYPES),
-                                                                out["dtype"]))
-    if out.get("init") not in (None, "normal", "xavier"):
-        raise VggError("%s: init must be normal or xavier, got %r" % (where, out["init"]))
+    for key, allowed in CHOICES.items():
+        if out.get(key) not in (None,) + tuple(allowed):
+            raise VggError("%s: %s must be one of %s, got %r" % (where, key, ", ".join(allowed),
+                                                                 out[key]))
+    if out.get("devices") is not None:
+        from .devices import parse_devices
+        parse_devices(out["devices"])
     if "scale" in out and out["scale"] is not None:
         from .data import Scale
         out["scale"] = str(Scale.parse(out["scale"]))
