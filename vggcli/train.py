@@ -14,6 +14,7 @@ import math
 import os
 import sys
 import time
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -231,53 +232,85 @@ class Log:
         self.file.close()
 
 
+@dataclass
+class Run:
+    """The state of one training run, shared by the loop's pieces."""
+
+    cfg: dict  # resolved config; batch_size is this worker's share of the global batch
+    net: object
+    trainer: object
+    ctx: list
+    train_loader: object
+    train_batches: object
+    val_loader: object
+    log: object
+    schedule: object
+    kvstore: object
+    weights_meta: dict
+    loss_fn: object = None
+    progress: object = None
+    checkpoints: str = ""
+    iteration: int = 0
+    best: float = None
+    rank: int = 0
+    workers: int = 1
+    dist: bool = False
+    loss_scaling: bool = False
+    start: tuple = (0, 0, None)  # epoch, batch, meter sums to continue from
+    started: float = field(default_factory=time.time)
+
+    @property
+    def writer(self):
+        return self.rank == 0
+
+
 # --- the loop -------------------------------------------------------------------
 
 def train_one_epoch(run, epoch, start_batch, meter_state=None):
     """Train one epoch from ``start_batch``; returns the epoch's training metrics."""
     import mxnet as mx
 
-    cfg, net, trainer, ctx = run["cfg"], run["net"], run["trainer"], run["ctx"]
-    batches = run["train_batches"]
+    cfg, net, trainer, ctx = run.cfg, run.net, run.trainer, run.ctx
+    batches = run.train_batches
     batches.epoch, batches.start_batch = epoch, start_batch
     meter = Meter(meter_state)
     interval = Meter()
     every = cfg["checkpoint_every"]
-    seed = cfg["seed"] + 1000003 * run["rank"]  # workers draw different dropout masks
+    seed = cfg["seed"] + 1000003 * run.rank  # workers draw different dropout masks
     mx.random.seed(_dropout_seed(seed, epoch, start_batch), ctx="all")
-    bar = run["progress"](len(batches) * cfg["batch_size"], start_batch * cfg["batch_size"],
+    bar = run.progress(len(batches) * cfg["batch_size"], start_batch * cfg["batch_size"],
                           "epoch %d/%d" % (epoch + 1, cfg["epochs"]))
     tick, batch = time.time(), start_batch
     try:
-        for batch, (crops, offsets, labels) in enumerate(run["train_loader"], start_batch):
+        for batch, (crops, offsets, labels) in enumerate(run.train_loader, start_batch):
             outputs, label_parts, losses = compute_gradients(
-                net, (crops, offsets, labels), ctx, run["loss_fn"], trainer,
-                loss_scaling=run["loss_scaling"])
-            trainer.step(labels.shape[0] * run["workers"])  # the global batch
-            counts = _forward_counts(outputs, label_parts, run["loss_fn"])
+                net, (crops, offsets, labels), ctx, run.loss_fn, trainer,
+                loss_scaling=run.loss_scaling)
+            trainer.step(labels.shape[0] * run.workers)  # the global batch
+            counts = _forward_counts(outputs, label_parts, run.loss_fn)
             loss_sum = sum(loss.sum().asscalar() for loss in losses)
             if not math.isfinite(loss_sum):
                 raise VggRuntimeError(
                     "loss became %s at epoch %d, batch %d (lr %g); the last good checkpoint "
                     "is kept in %s; lower --lr or check the data" % (
                         loss_sum, epoch + 1, batch, trainer.learning_rate,
-                        run["checkpoints"]))
+                        run.checkpoints))
             c1 = sum(c[1].asscalar() for c in counts)
             c5 = sum(c[2].asscalar() for c in counts)
             n = labels.shape[0]
             meter.update(loss_sum, c1, c5, n)
             interval.update(loss_sum, c1, c5, n)
-            run["iteration"] += 1
+            run.iteration += 1
             bar.update(n)
             bar.set_postfix(loss="%.4f" % (loss_sum / n), lr="%g" % trainer.learning_rate)
-            if run["iteration"] % cfg["log_every"] == 0:
+            if run.iteration % cfg["log_every"] == 0:
                 seconds = time.time() - tick
-                run["log"].write(event="iter", epoch=epoch + 1, batch=batch + 1,
-                                 iteration=run["iteration"], lr=trainer.learning_rate,
+                run.log.write(event="iter", epoch=epoch + 1, batch=batch + 1,
+                                 iteration=run.iteration, lr=trainer.learning_rate,
                                  images_per_second=interval.sums["images"] / max(seconds, 1e-9),
                                  time=time.time(), **interval.result())
                 interval, tick = Meter(), time.time()
-            if every and run["iteration"] % every == 0 and batch + 1 < len(batches):
+            if every and run.iteration % every == 0 and batch + 1 < len(batches):
                 save_checkpoint(run, epoch, batch + 1, meter.sums)
                 mx.random.seed(_dropout_seed(seed, epoch, batch + 1), ctx="all")
     finally:
@@ -287,16 +320,16 @@ def train_one_epoch(run, epoch, start_batch, meter_state=None):
 
 def save_checkpoint(run, epoch, batch, meter_sums=None):
     from .models import save_params
-    if not run["writer"]:
+    if not run.writer:
         return None
-    state = dict(epoch=epoch, batch=batch, iteration=run["iteration"],
-                 schedule=run["schedule"].state_dict(), meter=meter_sums,
-                 log_bytes=run["log"].tell(), best_val_top1_err=run["best"],
-                 num_update=run["trainer"]._optimizer.num_update)
-    return checkpoint.save(run["checkpoints"], epoch, batch,
-                           lambda path: save_params(run["net"], path, run["weights_meta"]),
-                           lambda path: save_optimizer(run["trainer"], run["net"], path),
-                           state, keep=run["cfg"]["keep"])
+    state = dict(epoch=epoch, batch=batch, iteration=run.iteration,
+                 schedule=run.schedule.state_dict(), meter=meter_sums,
+                 log_bytes=run.log.tell(), best_val_top1_err=run.best,
+                 num_update=run.trainer._optimizer.num_update)
+    return checkpoint.save(run.checkpoints, epoch, batch,
+                           lambda path: save_params(run.net, path, run.weights_meta),
+                           lambda path: save_optimizer(run.trainer, run.net, path),
+                           state, keep=run.cfg["keep"])
 
 
 def weights_meta(cfg, manifest):
@@ -349,6 +382,177 @@ def _weights_digest(net):
     return digest.hexdigest()
 
 
+def _distribution(cfg):
+    """(kvstore name, kvstore or its name, rank, workers) for the config's kvstore."""
+    import mxnet as mx
+
+    from .devices import check_kvstore, default_kvstore, parse_devices
+
+    kv_name = check_kvstore(cfg["kvstore"] or default_kvstore(parse_devices(cfg["devices"])))
+    if not kv_name.startswith("dist"):
+        return kv_name, kv_name, 0, 1
+    kvstore = mx.kv.create(kv_name)
+    return kv_name, kvstore, kvstore.rank, kvstore.num_workers
+
+
+def _start_net(cfg, classes, ctx, found):
+    """The net, initialised as configured or loaded from the checkpoint ``found``."""
+    from .models import initialize, load_params
+
+    net = build_net(cfg, classes)
+    if found:
+        load_params(net, os.path.join(found[0], "weights.params"), ctx=ctx)
+    else:
+        initialize(net, init=cfg["init"], std=cfg["init_std"], ctx=ctx, seed=cfg["seed"])
+        if cfg["init_from"]:
+            init_from_a(net, cfg["init_from"], ctx)
+        if cfg["finetune_from"]:
+            load_params(net, cfg["finetune_from"], ctx=ctx)
+    net.hybridize(static_alloc=True, static_shape=True)
+    return net
+
+
+def setup(cfg, meta=None, resume=False, progress=True):
+    """Everything a run needs, checked before any work: devices, kvstore, precision,
+    data, net, optimizer, log; with ``resume``, restored from the newest checkpoint."""
+    from mxnet import gluon
+    from mxnet.contrib import amp
+
+    from . import precision
+    from .data import read_manifest
+    from .devices import contexts, parse_devices
+    from .schedule import PlateauSchedule
+
+    for key in ("data", "out"):
+        if not cfg.get(key):
+            raise VggError("--%s is required" % key)
+    dtype = precision.resolve(cfg.get("dtype") or "float32")
+    kv_name, kvstore, rank, workers = _distribution(cfg)
+    dist = kv_name.startswith("dist")
+    if cfg["batch_size"] % workers:
+        raise VggError("batch size %d does not split evenly over %d workers"
+                       % (cfg["batch_size"], workers))
+    local = dict(cfg, batch_size=cfg["batch_size"] // workers)
+    out, ckpt_root = cfg["out"], os.path.join(cfg["out"], "checkpoints")
+    found = checkpoint.latest(ckpt_root) if resume else None
+    if not resume and rank == 0 and checkpoint.list_checkpoints(ckpt_root):
+        raise VggError("%s already holds a run (checkpoints/); continue it with --resume %s "
+                       "or choose another --out" % (out, out))
+    if rank == 0:
+        os.makedirs(out, exist_ok=True)
+        write_config(cfg, meta or {}, os.path.join(out, "config.yaml"))
+    manifest = read_manifest(cfg["data"])
+    ctx = contexts(parse_devices(cfg["devices"]))
+    if local["batch_size"] < len(ctx):
+        raise VggError("batch size %d is smaller than the %d devices"
+                       % (local["batch_size"], len(ctx)))
+    precision.check_devices(dtype, ctx)
+    if dtype == "float16" and dist:
+        raise VggError("--dtype float16 with a dist kvstore: AMP's loss scaling needs the "
+                       "update on the workers, which dist_sync does not do here")
+    precision.start_mixed_precision(dtype)  # before the net is built
+    schedule = PlateauSchedule(cfg["lr"], patience=cfg["patience"],
+                               max_reductions=cfg["max_reductions"])
+    if found:
+        schedule.load_state_dict(found[1]["schedule"])
+    net = _start_net(cfg, manifest["classes"], ctx, found)
+    trainer = make_trainer(net, schedule.lr, cfg, kvstore, dist=dist)
+    if dtype == "float16":
+        amp.init_trainer(trainer)
+    if found and not dist:  # distributed: the servers hold the momentum
+        load_optimizer(trainer, net, os.path.join(found[0], "optimizer.nd"))
+        trainer._optimizer.num_update = found[1]["num_update"]
+    train_loader, val_loader, train_batches, _ = load_data(local, manifest, part=rank,
+                                                           parts=workers)
+    state = found[1] if found else {}
+    log = Log(os.path.join(out, "log.jsonl") if rank == 0 else os.devnull,
+              resume_bytes=state.get("log_bytes", 0) if rank == 0 else 0)
+    run = Run(cfg=local, net=net, trainer=trainer, ctx=ctx, train_loader=train_loader,
+              train_batches=train_batches, val_loader=val_loader, log=log, schedule=schedule,
+              kvstore=kvstore, weights_meta=weights_meta(cfg, manifest),
+              loss_fn=gluon.loss.SoftmaxCrossEntropyLoss(), checkpoints=ckpt_root,
+              progress=_progress_factory(progress and rank == 0),
+              iteration=state.get("iteration", 0), best=state.get("best_val_top1_err"),
+              rank=rank, workers=workers, dist=dist, loss_scaling=dtype == "float16",
+              start=(state.get("epoch", 0), state.get("batch", 0), state.get("meter")))
+    if not found:
+        log.write(event="start", time=time.time(), kvstore=kv_name, dtype=dtype,
+                  devices=[str(c) for c in ctx], train_images=len(train_batches.order(0)),
+                  workers=workers, config=cfg)
+    print("%s net %s on %s (kvstore %s%s%s): %d training / %d val images, batch %d, lr %g%s" % (
+        "resuming" if found else "training", cfg["net"], ", ".join(str(c) for c in ctx),
+        kv_name, ", worker %d of %d" % (rank, workers) if dist else "",
+        ", " + dtype if dtype != "float32" else "", train_batches.size,
+        len(val_loader._dataset), cfg["batch_size"], schedule.lr,
+        ", from epoch %d batch %d" % (run.start[0] + 1, run.start[1]) if found else ""),
+        flush=True)
+    return run
+
+
+def run_epochs(run, epochs):
+    """Train epoch by epoch until ``epochs`` or the schedule's end; validate, keep the
+    best weights and checkpoint after each. Returns the number of epochs done."""
+    from .models import save_params
+
+    epoch, batch, meter_state = run.start
+    while epoch < epochs and not run.schedule.finished:
+        epoch_start = time.time()
+        lr = run.schedule.lr
+        if lr != run.trainer.learning_rate:
+            run.trainer.set_learning_rate(lr)
+            if run.dist:  # the servers run the optimizer: send them the new rate
+                run.kvstore.set_optimizer(run.trainer._optimizer)
+        train_metrics = train_one_epoch(run, epoch, batch, meter_state)
+        # every worker validates on the whole val set: the same numbers everywhere,
+        # so all workers take the same schedule decisions and stop together
+        val_metrics = evaluate(run.net, run.val_loader, run.ctx)
+        event = run.schedule.step(1 - val_metrics["top1_err"])
+        if run.best is None or val_metrics["top1_err"] < run.best:
+            run.best = val_metrics["top1_err"]
+            if run.writer:
+                save_params(run.net, os.path.join(run.cfg["out"], "best.params"),
+                            run.weights_meta)
+        seconds = time.time() - epoch_start
+        run.log.write(event="epoch", epoch=epoch + 1, iteration=run.iteration, lr=lr,
+                      schedule=event, seconds=seconds, time=time.time(),
+                      **{"train_" + k: v for k, v in train_metrics.items()},
+                      **{"val_" + k: v for k, v in val_metrics.items()})
+        epoch, batch, meter_state = epoch + 1, 0, None
+        save_checkpoint(run, epoch, 0)
+        print("epoch %d: train loss %.4f, top-1/top-5 err %.2f%%/%.2f%%; val %.2f%%/%.2f%%;"
+              " lr %g -> %s (%.0fs)" % (
+                  epoch, train_metrics["loss"], 100 * train_metrics["top1_err"],
+                  100 * train_metrics["top5_err"], 100 * val_metrics["top1_err"],
+                  100 * val_metrics["top5_err"], lr, event, seconds), flush=True)
+    return epoch
+
+
+def plot_curves(run):
+    """curves.png from log.jsonl (rank 0), also after a failed run."""
+    if not run.writer:
+        return
+    out = run.cfg["out"]
+    try:
+        from .plots import plot_training_curves
+        plot_training_curves(os.path.join(out, "log.jsonl"), os.path.join(out, "curves.png"))
+    except Exception as err:  # a plot must never cost a training run
+        print("warning: no training-curve plot: %s" % err, file=sys.stderr)
+
+
+def finish(run):
+    """Final weights (rank 0); every worker's weights digest when distributed."""
+    import mxnet as mx
+
+    from .models import save_params
+
+    if run.writer:
+        save_params(run.net, os.path.join(run.cfg["out"], "final.params"), run.weights_meta)
+    mx.nd.waitall()
+    if run.dist:  # lets the launcher's user (and the tests) see that workers agree
+        print("worker %d final weights sha256 %s" % (run.rank, _weights_digest(run.net)),
+              flush=True)
+
+
 def train(cfg, meta=None, resume=False, progress=True):
     """Run (or resume) training as configured; returns a summary dict.
 
@@ -364,140 +568,13 @@ def train(cfg, meta=None, resume=False, progress=True):
     them with the optimizer, which restarts the momentum buffers there; for the
     same reason a distributed resume restores weights and schedule, not momentum.
     """
-    from . import precision
-
-    for key in ("data", "out"):
-        if not cfg.get(key):
-            raise VggError("--%s is required" % key)
-    dtype = precision.resolve(cfg.get("dtype") or "float32")
-
-    import mxnet as mx
-    from mxnet import gluon
-    from mxnet.contrib import amp
-
-    from .data import read_manifest
-    from .devices import check_kvstore, contexts, default_kvstore, parse_devices
-    from .models import initialize, load_params, save_params
-    from .schedule import PlateauSchedule
-
-    devices = parse_devices(cfg["devices"])
-    kv_name = check_kvstore(cfg["kvstore"] or default_kvstore(devices))
-    dist = kv_name.startswith("dist")
-    kvstore = mx.kv.create(kv_name) if dist else kv_name
-    rank, parts = (kvstore.rank, kvstore.num_workers) if dist else (0, 1)
-    writer = rank == 0
-    if cfg["batch_size"] % parts:
-        raise VggError("batch size %d does not split evenly over %d workers"
-                       % (cfg["batch_size"], parts))
-    local_batch = cfg["batch_size"] // parts
-    out = cfg["out"]
-    ckpt_root = os.path.join(out, "checkpoints")
-    found = checkpoint.latest(ckpt_root) if resume else None
-    if not resume and writer and checkpoint.list_checkpoints(ckpt_root):
-        raise VggError("%s already holds a run (checkpoints/); continue it with --resume %s "
-                       "or choose another --out" % (out, out))
-    if writer:
-        os.makedirs(out, exist_ok=True)
-        write_config(cfg, meta or {}, os.path.join(out, "config.yaml"))
-    manifest = read_manifest(cfg["data"])
-    ctx = contexts(devices)
-    if local_batch < len(ctx):
-        raise VggError("batch size %d is smaller than the %d devices"
-                       % (local_batch, len(ctx)))
-
-    precision.check_devices(dtype, ctx)
-    if dtype == "float16" and dist:
-        raise VggError("--dtype float16 with a dist kvstore: AMP's loss scaling needs the "
-                       "update on the workers, which dist_sync does not do here")
-    precision.start_mixed_precision(dtype)  # before the net is built
-    net = build_net(cfg, manifest["classes"])
-    schedule = PlateauSchedule(cfg["lr"], patience=cfg["patience"],
-                               max_reductions=cfg["max_reductions"])
-    if found:
-        folder, state = found
-        load_params(net, os.path.join(folder, "weights.params"), ctx=ctx)
-        schedule.load_state_dict(state["schedule"])
-    else:
-        initialize(net, init=cfg["init"], std=cfg["init_std"], ctx=ctx, seed=cfg["seed"])
-        if cfg["init_from"]:
-            init_from_a(net, cfg["init_from"], ctx)
-        if cfg["finetune_from"]:
-            load_params(net, cfg["finetune_from"], ctx=ctx)
-    net.hybridize(static_alloc=True, static_shape=True)
-    trainer = make_trainer(net, schedule.lr, cfg, kvstore, dist)
-    if dtype == "float16":
-        amp.init_trainer(trainer)
-    if found and not dist:
-        load_optimizer(trainer, net, os.path.join(folder, "optimizer.nd"))
-        trainer._optimizer.num_update = state["num_update"]
-    train_loader, val_loader, train_batches, _ = load_data(
-        dict(cfg, batch_size=local_batch), manifest, part=rank, parts=parts)
-    log = Log(os.path.join(out, "log.jsonl") if writer else os.devnull,
-              resume_bytes=found[1]["log_bytes"] if found and writer else 0)
-    run = dict(cfg=dict(cfg, batch_size=local_batch), net=net, trainer=trainer, ctx=ctx,
-               loss_fn=gluon.loss.SoftmaxCrossEntropyLoss(), train_loader=train_loader,
-               train_batches=train_batches, log=log, checkpoints=ckpt_root,
-               schedule=schedule, progress=_progress_factory(progress and writer),
-               iteration=found[1]["iteration"] if found else 0,
-               best=found[1]["best_val_top1_err"] if found else None,
-               weights_meta=weights_meta(cfg, manifest), writer=writer, workers=parts,
-               dist=dist, rank=rank, loss_scaling=dtype == "float16")
-    epoch, batch = (found[1]["epoch"], found[1]["batch"]) if found else (0, 0)
-    meter_state = found[1]["meter"] if found else None
-    if not found:
-        log.write(event="start", time=time.time(), kvstore=kv_name, dtype=dtype,
-                  devices=[str(c) for c in ctx], train_images=len(train_batches.order(0)),
-                  workers=parts, config=cfg)
-    print("%s net %s on %s (kvstore %s%s%s): %d training / %d val images, batch %d, lr %g%s" % (
-        "resuming" if found else "training", cfg["net"], ", ".join(str(c) for c in ctx),
-        kv_name, ", worker %d of %d" % (rank, parts) if dist else "",
-        ", " + dtype if dtype != "float32" else "",
-        train_batches.size, len(val_loader._dataset), cfg["batch_size"], schedule.lr,
-        ", from epoch %d batch %d" % (epoch + 1, batch) if found else ""), flush=True)
-    started = time.time()
+    run = setup(cfg, meta, resume=resume, progress=progress)
     try:
-        while epoch < cfg["epochs"] and not schedule.finished:
-            epoch_start = time.time()
-            lr = schedule.lr
-            if lr != trainer.learning_rate:
-                trainer.set_learning_rate(lr)
-                if dist:  # the servers run the optimizer: send them the new rate
-                    kvstore.set_optimizer(trainer._optimizer)
-            train_metrics = train_one_epoch(run, epoch, batch, meter_state)
-            # every worker validates on the whole val set: the same numbers everywhere,
-            # so all workers take the same schedule decisions and stop together
-            val_metrics = evaluate(net, val_loader, ctx)
-            event = schedule.step(1 - val_metrics["top1_err"])
-            if run["best"] is None or val_metrics["top1_err"] < run["best"]:
-                run["best"] = val_metrics["top1_err"]
-                if writer:
-                    save_params(net, os.path.join(out, "best.params"), run["weights_meta"])
-            seconds = time.time() - epoch_start
-            log.write(event="epoch", epoch=epoch + 1, iteration=run["iteration"], lr=lr,
-                      schedule=event, seconds=seconds, time=time.time(),
-                      **{"train_" + k: v for k, v in train_metrics.items()},
-                      **{"val_" + k: v for k, v in val_metrics.items()})
-            epoch, batch, meter_state = epoch + 1, 0, None
-            save_checkpoint(run, epoch, 0)
-            print("epoch %d: train loss %.4f, top-1/top-5 err %.2f%%/%.2f%%; val %.2f%%/%.2f%%;"
-                  " lr %g -> %s (%.0fs)" % (
-                      epoch, train_metrics["loss"], 100 * train_metrics["top1_err"],
-                      100 * train_metrics["top5_err"], 100 * val_metrics["top1_err"],
-                      100 * val_metrics["top5_err"], lr, event, seconds), flush=True)
+        epochs = run_epochs(run, cfg["epochs"])
     finally:
-        log.close()
-        if writer:
-            try:
-                from .plots import plot_training_curves
-                plot_training_curves(os.path.join(out, "log.jsonl"),
-                                     os.path.join(out, "curves.png"))
-            except Exception as err:  # a plot must never cost a training run
-                print("warning: no training-curve plot: %s" % err, file=sys.stderr)
-    if writer:
-        save_params(net, os.path.join(out, "final.params"), run["weights_meta"])
-    mx.nd.waitall()
-    if dist:  # lets the launcher's user (and the tests) see that workers agree
-        print("worker %d final weights sha256 %s" % (rank, _weights_digest(net)), flush=True)
-    return dict(epochs=epoch, iterations=run["iteration"], best_val_top1_err=run["best"],
-                seconds=time.time() - started, out=out, finished=schedule.finished,
-                rank=rank, workers=parts)
+        run.log.close()
+        plot_curves(run)
+    finish(run)
+    return dict(epochs=epochs, iterations=run.iteration, best_val_top1_err=run.best,
+                seconds=time.time() - run.started, out=cfg["out"],
+                finished=run.schedule.finished, rank=run.rank, workers=run.workers)
