@@ -63,6 +63,16 @@ def _paths(out_dir, split):
                 done=base + ".done.json")
 
 
+def read_synsets(folder):
+    """The class lines of a packed dataset's synsets.txt (line i = class i: 'wnid words'
+    for ImageNet, the folder name otherwise); [] where there is none."""
+    path = os.path.join(folder, "synsets.txt")
+    if not os.path.isfile(path):
+        return []
+    with open(path) as f:
+        return [line.strip() for line in f if line.strip()]
+
+
 def order_items(items, split, settings):
     """Training records are shuffled (a seeded permutation); val stays in id order."""
     items = sorted(items, key=lambda item: item.ident)
@@ -142,26 +152,30 @@ def worker_pool(settings, workers=None):
                         initargs=(settings.max_short_side, settings.quality))
 
 
-def pack_split(items, out_dir, split, classes, settings, pool, workers, resume=False,
-               checkpoint_every=1000, progress=True):
-    """Pack one split with ``pool``; returns its manifest entry. See the module docstring."""
-    paths = _paths(out_dir, split)
-    partial = {k: paths[k] + ".partial" for k in ("rec", "idx", "lst")}
+def _split_state(items, paths, split, classes, settings, resume):
+    """The split's saved state when resuming, else a new plan (the ordered items,
+    written to disk) and an empty state."""
     if resume and os.path.exists(paths["state"]) and os.path.exists(paths["plan"]):
         state = _SplitState.load(paths["state"])
         if state.data["settings"] != settings.as_dict():
             raise VggError("cannot resume %s: it was started with %s, now %s; rerun without "
                            "--resume to start over" % (split, state.data["settings"],
                                                        settings.as_dict()))
-        total = state.data["total"]
-    else:
-        items = order_items(items, split, settings)
-        total = len(items)
-        _write_plan(paths["plan"], items)
-        del items
-        state = _SplitState(total, classes, settings)
-        state.save(paths["state"])
-    data = state.data
+        return state
+    items = order_items(items, split, settings)
+    _write_plan(paths["plan"], items)
+    state = _SplitState(len(items), classes, settings)
+    state.save(paths["state"])
+    return state
+
+
+def pack_split(items, out_dir, split, classes, settings, pool, workers, resume=False,
+               checkpoint_every=1000, progress=True):
+    """Pack one split with ``pool``; returns its manifest entry. See the module docstring."""
+    paths = _paths(out_dir, split)
+    partial = {k: paths[k] + ".partial" for k in ("rec", "idx", "lst")}
+    state = _split_state(items, paths, split, classes, settings, resume)
+    data, total = state.data, state.data["total"]
     writer = RecordWriter(partial["rec"], resume_at=data["rec_bytes"])
     idx_file = _open_append(partial["idx"], data["idx_bytes"])
     lst_file = _open_append(partial["lst"], data["lst_bytes"])

@@ -87,24 +87,31 @@ class RecordWriter:
 
 
 def read_record_at(handle, offset):
-    """(payload, next_offset) of the record starting at ``offset`` of an open .rec file.
+    """(payload, next_offset) of the record starting at ``offset`` of an open .rec file
+    (a binary file object, or a descriptor read with pread: safe across threads and
+    forked processes). A record split at the magic word is joined.
 
     Raises VggError when the bytes there are not a whole record.
     """
-    handle.seek(offset)
+    if isinstance(handle, int):
+        def read(count, at):
+            return os.pread(handle, count, at)
+    else:
+        def read(count, at):
+            handle.seek(at)
+            return handle.read(count)
     chunks, position = [], offset
     while True:
-        head = handle.read(8)
+        head = read(8, position)
         if len(head) < 8:
             raise VggError("truncated record at byte %d" % position)
         magic, lrec = struct.unpack("<II", head)
         if magic != MAGIC:
             raise VggError("no record starts at byte %d (bad magic number)" % position)
         cflag, length = lrec >> 29, lrec & _LREC_MASK
-        data = handle.read(length)
+        data = read(length, position + 8)
         if len(data) < length:
             raise VggError("truncated record at byte %d" % position)
-        handle.read(-length % 4)
         position += 8 + length + (-length % 4)
         chunks.append(data)
         if cflag in (0, 3):

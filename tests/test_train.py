@@ -15,7 +15,8 @@ import mxnet as mx
 from vggcli import checkpoint, models, recipes
 from vggcli.cli import cli
 from vggcli.errors import VggError, VggRuntimeError
-from vggcli.train import A_LAYERS, train
+from vggcli.train import train
+from vggcli.train_setup import A_LAYERS
 
 from .conftest import config
 
@@ -58,7 +59,7 @@ def test_init_from_a_copies_exactly_and_initialises_the_rest(trained_a):
     fresh = models.initialize(models.get_model("E", classes=10, width_mult=0.25, fc_width=128,
                                                crop_size=32), init="xavier", seed=5)
     before = {k: p.data().asnumpy().copy() for k, p in fresh._collect_params_with_prefix().items()}
-    from vggcli.train import init_from_a
+    from vggcli.train_setup import init_from_a
     copied = init_from_a(fresh, os.path.join(a_out, "best.params"), [mx.cpu()])
     assert len(copied) == 2 * len(A_LAYERS)
     for name, param in fresh._collect_params_with_prefix().items():
@@ -75,7 +76,7 @@ def test_init_from_a_of_another_width_is_refused(trained_a):
     a_out, _ = trained_a
     wider = models.get_model("D", classes=10, width_mult=0.5, fc_width=128, crop_size=32)
     models.initialize(wider)
-    from vggcli.train import init_from_a
+    from vggcli.train_setup import init_from_a
     with pytest.raises(VggError, match=r"conv1_1.weight is \(16, 3, 3, 3\) there but "
                                        r"\(32, 3, 3, 3\) in net D"):
         init_from_a(wider, os.path.join(a_out, "best.params"), [mx.cpu()])
@@ -88,7 +89,7 @@ STEP = dict(net="B", epochs=1, init="xavier", dropout=0.0, width_mult=0.125, fc_
 def one_batch(digits, tmp_path):
     """The first training batch (32 real digit crops) of the small config."""
     from vggcli.data import read_manifest
-    from vggcli.train import load_data
+    from vggcli.train_setup import load_data
     cfg = config(digits, tmp_path, workers=0, **STEP)
     loader = load_data(cfg, read_manifest(digits))[0]
     return cfg, next(iter(loader))
@@ -99,7 +100,8 @@ def gradients_after(cfg, batch, ctx, kvstore="local"):
     ``batch`` split over ``ctx`` and the KVStore's sum of the devices' gradients."""
     from mxnet import gluon
 
-    from vggcli.train import build_net, compute_gradients, make_trainer
+    from vggcli.train import compute_gradients
+    from vggcli.train_setup import build_net, make_trainer
     net = models.initialize(build_net(cfg, 10), init=cfg["init"], ctx=ctx, seed=cfg["seed"])
     net.hybridize(static_alloc=True, static_shape=True)
     trainer = make_trainer(net, cfg["lr"], cfg, kvstore)

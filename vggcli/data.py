@@ -15,11 +15,10 @@ float conversion happens on the training device.
 """
 import json
 import os
-import struct
 
 import numpy as np
 
-from data_tools.recordio import IR_HEADER, MAGIC
+from data_tools.recordio import IR_HEADER, read_record_at
 
 from .errors import VggError
 
@@ -157,22 +156,14 @@ class RecordImages:
         return len(self.offsets)
 
     def raw(self, position):
-        """Payload of a record; pread keeps it safe across threads and forked processes."""
+        """Payload of a record (read with pread: safe across threads and forked
+        processes, each of which opens the file once)."""
         if self._pid != os.getpid():
             self._handle, self._pid = os.open(self.rec_path, os.O_RDONLY), os.getpid()
-        offset = int(self.offsets[position])
-        head = os.pread(self._handle, 8, offset)
-        magic, lrec = struct.unpack("<II", head) if len(head) == 8 else (None, 0)
-        if magic == MAGIC and lrec >> 29 == 0:  # a record in one part: the usual case
-            payload = os.pread(self._handle, lrec & ((1 << 29) - 1), offset + 8)
-            if len(payload) == lrec & ((1 << 29) - 1):
-                return payload
-        from data_tools.recordio import read_record_at
-        with open(self.rec_path, "rb") as handle:  # split or damaged: the careful reader
-            try:
-                return read_record_at(handle, offset)[0]
-            except VggError as err:
-                raise VggError("%s: record %d: %s" % (self.rec_path, position, err)) from None
+        try:
+            return read_record_at(self._handle, int(self.offsets[position]))[0]
+        except VggError as err:
+            raise VggError("%s: record %d: %s" % (self.rec_path, position, err)) from None
 
     def image(self, position):
         """(RGB uint8 image, label)."""

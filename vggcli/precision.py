@@ -8,7 +8,8 @@ the loss stay float32 (like torch.autocast); for inference
 AMX needs help on Linux: MXNet 1.9.1's oneDNN (2.4.4) uses it only when
 ``DNNL_MAX_CPU_ISA`` allows it, and does not ask the kernel for the AMX tile
 state, without which its AMX kernels die with SIGILL. ``enable_amx`` does both
-when ``vggcli`` is imported, before MXNet (bf16 and INT8 convolutions then run
+when the process is configured (``vggcli.configure``, which the ``vgg`` command
+calls), before MXNet (bf16 and INT8 convolutions then run
 on AMX; float32 kernels are unaffected). Without AMX, bf16 measured slower
 than float32 (0.69x inference, 0.76x training on Sapphire Rapids with AMX
 left off), so a bfloat16 run falls back to float32 with a message.
@@ -87,7 +88,7 @@ _amx = {}  # outcome of enable_amx, once per process
 def enable_amx(flags=None):
     """Let oneDNN use AMX where the CPU has it and Linux grants it; True if so.
 
-    Must run before oneDNN's first primitive (``vggcli`` calls it on import).
+    Must run before oneDNN's first primitive (``vggcli.configure`` calls it).
     A DNNL_MAX_CPU_ISA the user set is left alone.
     """
     if "granted" not in _amx:

@@ -1,0 +1,183 @@
+"""``vgg eval``, ``vgg fuse``, ``vgg features`` and ``vgg transfer``: testing (§3.2, §4)
+and deep features (Appendix B)."""
+import os
+
+import click
+
+from .cli import DEVICES, MEAN, NET, SCALES, cli, dtype_option
+
+@cli.command("eval")
+@click.option("--net", "net_name", type=NET, default=None,
+              help="Configuration (checked against the params file's own description).")
+@click.option("--params", required=True, type=click.Path(dir_okay=False),
+              help="Weights (from vgg train or vgg convert).")
+@click.option("--data", type=click.Path(dir_okay=False), default=None,
+              help="Labelled records to evaluate (e.g. data/imagenet/val.rec).")
+@click.option("--images", type=click.Path(file_okay=False), default=None,
+              help="A folder of unlabelled images: print each one's top-5 classes.")
+@click.option("--scales", type=SCALES, default=None,
+              help="Test scales Q (smaller image side), e.g. 256,384,512. Default: the "
+                   "training scale S, or 384 for jittered S.")
+@click.option("--mode", type=click.Choice(["dense", "multicrop", "both"]), default="dense",
+              show_default=True, help="Dense (fully convolutional) testing, 50 crops per "
+                                      "scale, or both averaged.")
+@click.option("--no-flip", is_flag=True, help="Do not average in horizontally flipped images.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True,
+              help="Images (dense) or crops (multicrop) per forward pass.")
+@click.option("--devices", type=DEVICES, default="cpu", show_default=True,
+              help="cpu, cpu:0,1 or gpu:0-3.")
+@click.option("--mean", type=MEAN, default=None,
+              help="Mean R,G,B to subtract (default: from the params file).")
+@click.option("--limit", type=click.IntRange(min=1), default=None,
+              help="Only the first N records.")
+@click.option("--int8", "int8_images", type=click.IntRange(min=0), default=0,
+              help="Run INT8 (oneDNN, CPU), calibrated on this many images (e.g. 64).")
+@dtype_option
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Output folder (scores.npy, labels.npy, ids.txt, report.json, report.md).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def eval_command(net_name, params, data, images, scales, mode, no_flip, batch_size, devices,
+                 mean, limit, int8_images, dtype, out_dir, quiet):
+    """Test a network as the paper does (§3.2): dense, multi-crop, multi-scale.
+
+    Prints top-1/top-5 error and writes posteriors that any numpy user can
+    load. With --images instead of --data, prints each image's top-5 classes.
+
+    \b
+    Example:
+        vgg eval --params runs/D-jitter/best.params --data data/imagenet/val.rec \\
+            --scales 256,384,512 --mode both --devices gpu:0 --out eval/D
+        vgg eval --params runs/D-jitter/best.params --images ~/photos
+    """
+    from .evaluate import evaluate, predict_folder
+    from .inference import load_for_inference
+
+    if bool(data) == bool(images):
+        raise click.UsageError("give exactly one of --data and --images")
+    if data and not out_dir:
+        raise click.UsageError("--out is required with --data")
+    loaded = load_for_inference(params, net_name, devices, mean_rgb=mean)
+    net, ctx, mean_rgb = loaded.net, loaded.ctx, loaded.mean_rgb
+    scales = scales or loaded.default_scales(params)
+    if images:
+        for result in predict_folder(net, images, scales, mean_rgb, loaded.class_names,
+                                     ctx=ctx, flip=not no_flip, dtype=dtype):
+            if "error" in result:
+                click.echo("%s: skipped (%s)" % (result["path"], result["error"]))
+                continue
+            click.echo("%s: %s" % (result["path"], "; ".join(
+                "%s %.3f" % (name, p) for _, name, p in result["top"])))
+        return
+    report = evaluate(net, data, out_dir, scales, mode=mode, flip=not no_flip,
+                      batch_size=batch_size, ctx=ctx, mean_rgb=mean_rgb, limit=limit,
+                      progress=not quiet, int8_images=int8_images, dtype=dtype)
+    with open(os.path.join(out_dir, "report.md")) as f:
+        click.echo(f.read().rstrip())
+    click.echo("top-1 error %.2f%%, top-5 error %.2f%% (%.1f images/s); written to %s"
+               % (100 * report["top1_error"], 100 * report["top5_error"],
+                  report["images_per_second"] or 0, out_dir))
+
+
+@cli.command()
+@click.argument("folders", nargs=-1, required=True, type=click.Path(file_okay=False))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Output folder, in the same format as vgg eval's.")
+def fuse(folders, out_dir):
+    """Fuse networks by averaging their soft-max posteriors (§4.4, Table 6).
+
+    FOLDERS are vgg eval outputs on the same images.
+
+    \b
+    Example:
+        vgg fuse eval/D eval/E --out eval/D+E
+    """
+    from .evaluate import fuse as fuse_scores
+
+    fuse_scores(list(folders), out_dir)
+    with open(os.path.join(out_dir, "report.md")) as f:
+        click.echo(f.read().rstrip())
+
+
+@cli.command()
+@click.option("--net", "net_names", type=NET, multiple=True,
+              help="Configuration of each --params (optional: files describe their net).")
+@click.option("--params", "params_files", required=True, multiple=True,
+              type=click.Path(dir_okay=False),
+              help="Weights; repeat to stack several nets' descriptors (e.g. D and E).")
+@click.option("--layer", default="fc7", show_default=True,
+              help="Tap: fc7 (the paper), fc6, fc8, pool5, conv5_3, ...")
+@click.option("--scales", type=SCALES, default="256,384,512", show_default=True,
+              help="Test scales Q.")
+@click.option("--aggregate", type=click.Choice(["mean", "stack"]), default="mean",
+              show_default=True, help="Average the scales' descriptors or concatenate them.")
+@click.option("--no-flip", is_flag=True, help="Do not average in the flipped image.")
+@click.option("--no-l2", is_flag=True, help="Skip the final L2 normalisation.")
+@click.option("--images", type=click.Path(file_okay=False), default=None,
+              help="A folder of images (class sub-folders give labels).")
+@click.option("--data", type=click.Path(dir_okay=False), default=None,
+              help="Labelled records (.rec) instead of --images.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
+@click.option("--int8", "int8_images", type=click.IntRange(min=0), default=0,
+              help="Run INT8 (oneDNN, CPU), calibrated on this many images (e.g. 64).")
+@dtype_option
+@click.option("--devices", type=DEVICES, default="cpu", show_default=True)
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
+              help="Output .npz: features, labels, ids, skipped_ids, info.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def features(net_names, params_files, layer, scales, aggregate, no_flip, no_l2, images, data,
+             batch_size, int8_images, dtype, devices, out_path, quiet):
+    """Very deep features for other datasets (Appendix B): dense, pooled, flip-averaged,
+    multi-scale, L2-normalised descriptors of a named layer.
+
+    \b
+    Example:
+        vgg features --params D.params --params E.params --layer fc7 \\
+            --scales 256,384,512 --aggregate stack --images ~/caltech101 --out c101.npz
+    """
+    from .features import extract
+    from .inference import load_for_inference
+
+    if net_names and len(net_names) != len(params_files):
+        raise click.UsageError("give --net once per --params, or not at all")
+    loaded = [load_for_inference(params, net_names[i] if net_names else None, devices)
+              for i, params in enumerate(params_files)]
+    nets, means, ctx = [x.net for x in loaded], [x.mean_rgb for x in loaded], loaded[0].ctx
+    info = extract(nets, layer, scales, out_path, images=images, data=data,
+                   aggregate=aggregate, flip=not no_flip, l2=not no_l2,
+                   batch_size=batch_size, ctx=ctx, means=means, progress=not quiet,
+                   int8_images=int8_images, dtype=dtype)
+    for bad in info["skipped_list"]:
+        click.echo("skipped %s: %s" % (bad["id"], bad["reason"]), err=True)
+    if info.get("fidelity"):
+        from .fast import describe_fidelity
+        click.echo(describe_fidelity(info["precision"], info["fidelity"]))
+    click.echo("%d descriptors of %d dimensions (%s, Q=%s, %s) in %s; %d skipped; %.1f/s"
+               % (info["images"], info["dims"], layer, ",".join(map(str, scales)), aggregate,
+                  info["path"], info["skipped"], info["descriptors_per_second"] or 0))
+
+
+@cli.command()
+@click.option("--train", "train_path", required=True, type=click.Path(dir_okay=False),
+              help="Features of the training images (vgg features).")
+@click.option("--test", "test_path", required=True, type=click.Path(dir_okay=False),
+              help="Features of the test images.")
+@click.option("--metric", type=click.Choice(["accuracy", "mean-recall", "map"]),
+              default="accuracy", show_default=True,
+              help="mean-recall: Caltech's mean class recall; map: VOC's mean AP.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Folder for classifier.npz, report.json, report.md.")
+def transfer(train_path, test_path, metric, out_dir):
+    """Train a linear SVM on deep features and score it (Appendix B, Table 11).
+
+    C is chosen by cross-validation on the training features.
+
+    \b
+    Example:
+        vgg transfer --train c101-train.npz --test c101-test.npz --metric mean-recall
+    """
+    from .features import transfer as run_transfer
+
+    report = run_transfer(train_path, test_path, metric=metric, out_dir=out_dir)
+    click.echo("%s: %.4f (linear SVM, C=%g, %d train / %d test images, %d-D)" % (
+        metric, report["value"], report["C"], report["train_images"], report["test_images"],
+        report["dims"]))

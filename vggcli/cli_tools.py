@@ -1,0 +1,79 @@
+"""``vgg convert``, ``vgg export`` and ``vgg bench``: weights in and out, benchmarks."""
+import click
+
+from .cli import NET, cli
+from .errors import VggError
+
+@cli.command()
+@click.option("--from", "source", required=True,
+              type=click.Choice(["gluoncv", "torchvision", "caffe"]),
+              help="Where the weights come from.")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--net", "net_name", type=NET, required=True, help="Configuration they hold.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False),
+              help="Our parameter file (with its preprocessing).")
+def convert(source, path, net_name, out):
+    """Import weights: GluonCV .params, torchvision .pth, the authors' .caffemodel.
+
+    The source's preprocessing (torchvision's /255 and std, Caffe's BGR order)
+    is folded into conv1_1 and the mean is stored in the file, so vgg eval and
+    vgg features use it as it is. torchvision files are read with torch's
+    weights-only loader (pickled code is refused); Caffe files need no Caffe.
+
+    \b
+    Example:
+        vgg convert --from torchvision vgg16-397923af.pth --net D --out D.params
+        vgg convert --from caffe VGG_ILSVRC_19_layers.caffemodel --net E --out E.params
+    """
+    from .convert import convert as run_convert
+
+    net = run_convert(source, path, net_name, out)
+    click.echo("net %s (%d classes) from %s %s -> %s" % (net.config, net.knobs["classes"],
+                                                         source, path, out))
+
+
+@cli.command()
+@click.option("--net", "net_name", type=NET, default=None, help="Configuration (checked).")
+@click.option("--params", required=True, type=click.Path(dir_okay=False), help="Weights.")
+@click.option("--format", "fmt", type=click.Choice(["symbol", "onnx"]), default="symbol",
+              show_default=True, help="MXNet symbol JSON + params, or also ONNX.")
+@click.option("--dense", is_flag=True, help="Export the fully convolutional form.")
+@click.option("--input-size", type=click.IntRange(min=32), default=None,
+              help="Input side for --dense (default: the crop size).")
+@click.option("--out", "prefix", required=True, help="Output prefix.")
+def export(net_name, params, fmt, dense, input_size, prefix):
+    """Export a net for other tools: MXNet symbol (gluon.SymbolBlock.imports) or ONNX.
+
+    \b
+    Example:
+        vgg export --params D.params --format onnx --out export/vgg16
+        vgg export --params D.params --dense --input-size 384 --out export/vgg16-dense
+    """
+    from .convert import export as run_export
+    from .inference import load_for_inference
+
+    net = load_for_inference(params, net_name, need_mean=False).net
+    for path in run_export(net, prefix, fmt=fmt, dense=dense, input_size=input_size):
+        click.echo(path)
+
+
+@cli.command()
+@click.argument("names", nargs=-1)
+def bench(names):
+    """Run benchmarks (all by default); each figure is a ratio against a named peer
+    measured in the same run. Writes bench/results.json and bench/results.md.
+
+    NAMES: inference, int8, torch, torch-training, gflops, training, pipeline,
+    packing, dense, distributed.
+
+    \b
+    Example:
+        vgg bench packing dense
+    """
+    from .bench import BENCHES, main as run_bench
+
+    unknown = [n for n in names if n not in BENCHES]
+    if unknown:
+        raise VggError("unknown benchmark %s; valid: %s" % (", ".join(unknown),
+                                                            ", ".join(BENCHES)))
+    run_bench(list(names))

@@ -1,0 +1,199 @@
+"""Setting up a training run (§3.1): data, the net and its initialisation (the paper's
+random init, or net A's layers copied into a deeper net), the optimizer, the
+devices and the distributed KVStore; ``setup`` checks everything before any work
+and returns the ``Run`` that ``vggcli.train`` loops over."""
+import math
+import os
+import time
+
+from . import checkpoint
+from .errors import VggError
+from .train_state import Log, Run, load_optimizer, progress_factory, weights_meta, write_config
+
+# Layers of net A copied into a deeper net by --init-from (paper §3.1: "the first
+# four convolutional layers and the last three fully-connected layers").
+A_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv3_2", "fc6", "fc7", "fc8")
+
+
+def load_data(cfg, manifest, part=0, parts=1):
+    """(train loader, val loader, their batch samplers) for a resolved config."""
+    from .data import (CenterTransform, EpochBatches, EpochDataset, RecordImages, Scale,
+                       TrainTransform, make_loader)
+    from ._env import available_cores
+
+    scale = Scale.parse(cfg["scale"])
+    val_scale = cfg["val_scale"] or scale.test_scale
+    data = cfg["data"]
+    train_images = RecordImages(os.path.join(data, "train.rec"), part=part, parts=parts)
+    val_path = os.path.join(data, "val.rec")
+    if not os.path.isfile(val_path):
+        raise VggError("%s not found: training needs a val split for its schedule" % val_path)
+    val_images = RecordImages(val_path)
+    workers = cfg["workers"] if cfg["workers"] is not None else available_cores()
+    mean = manifest["mean_rgb"]
+    train_set = EpochDataset(train_images, TrainTransform(scale, cfg["crop_size"], mean,
+                                                          cfg["seed"], pca_std=cfg["pca_std"]))
+    val_set = EpochDataset(val_images, CenterTransform(val_scale, cfg["crop_size"], mean))
+    steps = None
+    if parts > 1:  # every worker runs the same number of steps (MXNet #7888, #9611)
+        steps = math.ceil(math.ceil(train_images.total / parts) / cfg["batch_size"])
+    train_batches = EpochBatches(len(train_images), cfg["batch_size"], cfg["seed"],
+                                 steps=steps)
+    val_batches = EpochBatches(len(val_images), cfg["batch_size"], cfg["seed"], shuffle=False)
+    return (make_loader(train_set, train_batches, workers),
+            make_loader(val_set, val_batches, workers), train_batches, val_batches)
+
+
+def build_net(cfg, classes):
+    from .models import get_model
+    return get_model(cfg["net"], classes=classes, width_mult=cfg["width_mult"],
+                     fc_width=cfg["fc_width"], dropout=cfg["dropout"],
+                     crop_size=cfg["crop_size"])
+
+
+def init_from_a(net, path, ctx):
+    """Copy net A's conv1_1, conv2_1, conv3_1, conv3_2, fc6, fc7, fc8 into ``net``."""
+    from .models import describe_meta, read_params
+
+    arrays, meta = read_params(path)
+    if meta and meta.get("net") not in ("A", "A-LRN"):
+        raise VggError("--init-from %s holds %s; the paper initialises from net A"
+                       % (path, describe_meta(meta)))
+    params = net._collect_params_with_prefix()
+    copied = []
+    for layer in A_LAYERS:
+        prefix = ("features.%s" % layer) if layer.startswith("conv") else layer
+        for kind in ("weight", "bias"):
+            key = "%s.%s" % (prefix, kind)
+            if key not in arrays:
+                raise VggError("--init-from %s has no %s" % (path, key))
+            if tuple(arrays[key].shape) != tuple(params[key].shape):
+                raise VggError("--init-from %s: %s is %s there but %s in net %s (different "
+                               "width, classes or crop size?)" % (
+                                   path, key, tuple(arrays[key].shape),
+                                   tuple(params[key].shape), net.config))
+            params[key].set_data(arrays[key].as_in_context(ctx[0]))
+            copied.append(key)
+    return copied
+
+
+def make_trainer(net, lr, cfg, kvstore, dist=False):
+    """SGD with momentum and weight decay (§3.1). With a ``dist_*`` kvstore the update
+    runs on the servers (``update_on_kvstore``), elsewhere on the devices."""
+    from mxnet import gluon
+    return gluon.Trainer(net.collect_params(), "sgd",
+                         dict(learning_rate=lr, momentum=cfg["momentum"], wd=cfg["wd"]),
+                         kvstore=kvstore, update_on_kvstore=True if dist else False)
+
+
+def _distribution(cfg):
+    """(kvstore name, kvstore or its name, rank, workers) for the config's kvstore."""
+    import mxnet as mx
+
+    from .devices import check_kvstore, default_kvstore, parse_devices
+
+    kv_name = check_kvstore(cfg["kvstore"] or default_kvstore(parse_devices(cfg["devices"])))
+    if not kv_name.startswith("dist"):
+        return kv_name, kv_name, 0, 1
+    kvstore = mx.kv.create(kv_name)
+    return kv_name, kvstore, kvstore.rank, kvstore.num_workers
+
+
+def _start_net(cfg, classes, ctx, found):
+    """The net, initialised as configured or loaded from the checkpoint ``found``."""
+    from .models import initialize, load_params
+
+    net = build_net(cfg, classes)
+    if found:
+        load_params(net, os.path.join(found[0], "weights.params"), ctx=ctx)
+    else:
+        initialize(net, init=cfg["init"], std=cfg["init_std"], ctx=ctx, seed=cfg["seed"])
+        if cfg["init_from"]:
+            init_from_a(net, cfg["init_from"], ctx)
+        if cfg["finetune_from"]:
+            load_params(net, cfg["finetune_from"], ctx=ctx)
+    net.hybridize(static_alloc=True, static_shape=True)
+    return net
+
+
+def _announce(run, cfg, kv_name, dtype, resumed):
+    """The log's start line (a new run) and one line for the user."""
+    if not resumed:
+        run.log.write(event="start", time=time.time(), kvstore=kv_name, dtype=dtype,
+                      devices=[str(c) for c in run.ctx],
+                      train_images=len(run.train_batches.order(0)), workers=run.workers,
+                      config=cfg)
+    print("%s net %s on %s (kvstore %s%s%s): %d training / %d val images, batch %d, lr %g%s" % (
+        "resuming" if resumed else "training", cfg["net"], ", ".join(str(c) for c in run.ctx),
+        kv_name, ", worker %d of %d" % (run.rank, run.workers) if run.dist else "",
+        ", " + dtype if dtype != "float32" else "", run.train_batches.size,
+        len(run.val_loader._dataset), cfg["batch_size"], run.schedule.lr,
+        ", from epoch %d batch %d" % (run.start[0] + 1, run.start[1]) if resumed else ""),
+        flush=True)
+
+
+def setup(cfg, meta=None, resume=False, progress=True):
+    """Everything a run needs, checked before any work: devices, kvstore, precision,
+    data, net, optimizer, log; with ``resume``, restored from the newest checkpoint."""
+    from mxnet import gluon
+    from mxnet.contrib import amp
+
+    from . import precision
+    from .data import read_manifest
+    from .devices import contexts, parse_devices
+    from .schedule import PlateauSchedule
+
+    for key in ("data", "out"):
+        if not cfg.get(key):
+            raise VggError("--%s is required" % key)
+    dtype = precision.resolve(cfg.get("dtype") or "float32")
+    kv_name, kvstore, rank, workers = _distribution(cfg)
+    dist = kv_name.startswith("dist")
+    if cfg["batch_size"] % workers:
+        raise VggError("batch size %d does not split evenly over %d workers"
+                       % (cfg["batch_size"], workers))
+    local = dict(cfg, batch_size=cfg["batch_size"] // workers)
+    out, ckpt_root = cfg["out"], os.path.join(cfg["out"], "checkpoints")
+    found = checkpoint.latest(ckpt_root) if resume else None
+    if not resume and rank == 0 and checkpoint.list_checkpoints(ckpt_root):
+        raise VggError("%s already holds a run (checkpoints/); continue it with --resume %s "
+                       "or choose another --out" % (out, out))
+    if rank == 0:
+        os.makedirs(out, exist_ok=True)
+        write_config(cfg, meta or {}, os.path.join(out, "config.yaml"))
+    manifest = read_manifest(cfg["data"])
+    ctx = contexts(parse_devices(cfg["devices"]))
+    if local["batch_size"] < len(ctx):
+        raise VggError("batch size %d is smaller than the %d devices"
+                       % (local["batch_size"], len(ctx)))
+    precision.check_devices(dtype, ctx)
+    if dtype == "float16" and dist:
+        raise VggError("--dtype float16 with a dist kvstore: AMP's loss scaling needs the "
+                       "update on the workers, which dist_sync does not do here")
+    precision.start_mixed_precision(dtype)  # before the net is built
+    schedule = PlateauSchedule(cfg["lr"], patience=cfg["patience"],
+                               max_reductions=cfg["max_reductions"])
+    if found:
+        schedule.load_state_dict(found[1]["schedule"])
+    net = _start_net(cfg, manifest["classes"], ctx, found)
+    trainer = make_trainer(net, schedule.lr, cfg, kvstore, dist=dist)
+    if dtype == "float16":
+        amp.init_trainer(trainer)
+    if found and not dist:  # distributed: the servers hold the momentum
+        load_optimizer(trainer, net, os.path.join(found[0], "optimizer.nd"))
+        trainer._optimizer.num_update = found[1]["num_update"]
+    train_loader, val_loader, train_batches, _ = load_data(local, manifest, part=rank,
+                                                           parts=workers)
+    state = found[1] if found else {}
+    log = Log(os.path.join(out, "log.jsonl") if rank == 0 else os.devnull,
+              resume_bytes=state.get("log_bytes", 0) if rank == 0 else 0)
+    run = Run(cfg=local, net=net, trainer=trainer, ctx=ctx, train_loader=train_loader,
+              train_batches=train_batches, val_loader=val_loader, log=log, schedule=schedule,
+              kvstore=kvstore, weights_meta=weights_meta(cfg, manifest),
+              loss_fn=gluon.loss.SoftmaxCrossEntropyLoss(), checkpoints=ckpt_root,
+              progress=progress_factory(progress and rank == 0),
+              iteration=state.get("iteration", 0), best=state.get("best_val_top1_err"),
+              rank=rank, workers=workers, dist=dist, loss_scaling=dtype == "float16",
+              start=(state.get("epoch", 0), state.get("batch", 0), state.get("meter")))
+    _announce(run, cfg, kv_name, dtype, resumed=bool(found))
+    return run
