@@ -1,10 +1,21 @@
 """What data_tools and vggcli share, with no dependency beyond the standard library:
-the error types the CLI turns into one-line messages, the core count, and the one
-way every output file is written (a temporary name beside it, renamed when
-complete)."""
+the error types the CLI turns into one-line messages, the core count, and the
+output policy every command that writes follows:
+
+- an output folder is created if missing; one that exists is used only when it
+  is empty or holds a previous vgg output of the same kind (a marker file says
+  so), and then only with ``--overwrite`` (or ``--resume`` where that exists);
+  an output file likewise only replaces a file vgg wrote as the same kind;
+- an output never overlaps an input (equal to, inside, or containing it);
+- everything is written under a temporary name beside the target and renamed
+  when complete; on any error the temporary is removed.
+"""
 import contextlib
+import json
 import os
 import shutil
+
+MARKER = ".vgg-output.json"  # in every output folder: {"kind": ...}
 
 
 class VggError(Exception):
@@ -27,10 +38,88 @@ def available_cores():
         return os.cpu_count() or 1
 
 
+def _within(inner, outer):
+    return inner != outer and os.path.commonpath([inner, outer]) == outer
+
+
+def check_overlap(path, inputs, option="--out"):
+    """Refuse an output equal to, inside, or containing any of ``inputs``."""
+    real = os.path.realpath(path)
+    for given in inputs:
+        if not given:
+            continue
+        other = os.path.realpath(given)
+        if real == other or _within(real, other) or _within(other, real):
+            raise VggError("%s %s overlaps the input %s: write the output elsewhere"
+                           % (option, path, given))
+
+
+def output_kind(folder):
+    """The kind of vgg output ``folder`` holds (its marker), else None."""
+    try:
+        with open(os.path.join(folder, MARKER)) as f:
+            kind = json.load(f).get("kind")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return kind if isinstance(kind, str) else None
+
+
+def check_output(path, kind, inputs=(), overwrite=False, recognise=None, option="--out"):
+    """The output policy, applied before any work (see the module docstring).
+
+    ``path`` is a folder, or a file when ``recognise`` is given: a callable that
+    says whether an existing file is a vgg output of this kind."""
+    check_overlap(path, inputs, option)
+    if not os.path.lexists(path):
+        return
+    if recognise is not None:
+        if os.path.isdir(path) or not os.path.isfile(path):
+            raise VggError("%s %s exists and is not a file" % (option, path))
+        if not recognise(path):
+            raise VggError("%s %s exists and is not a vgg %s output: vgg never replaces a "
+                           "file it did not write; choose another %s" % (option, path, kind,
+                                                                          option))
+    else:
+        if not os.path.isdir(path) or os.path.islink(path):
+            raise VggError("%s %s exists and is not a folder" % (option, path))
+        if not os.listdir(path):
+            return
+        found = output_kind(path)
+        if found != kind:
+            what = "a vgg %s output" % found if found else "files vgg did not write"
+            raise VggError("%s %s holds %s: vgg never changes them; choose another %s"
+                           % (option, path, what, option))
+    if not overwrite:
+        raise VggError("%s %s holds a previous vgg %s output: give --overwrite to replace it"
+                       % (option, path, kind))
+
+
+def mark_output(folder, kind):
+    with open(os.path.join(folder, MARKER), "w") as f:
+        json.dump({"kind": kind}, f)
+
+
 def temporary_name(path):
     """The temporary name beside ``path`` that an atomic write uses (one convention)."""
     head, tail = os.path.split(os.path.abspath(path))
     return os.path.join(head, ".%s.tmp-%d" % (tail, os.getpid()))
+
+
+def remove_stale_temporaries(path):
+    """Temporaries beside ``path`` left by a killed run (its process is gone)."""
+    import glob
+    import re
+    head, tail = os.path.split(os.path.abspath(path))
+    for stale in glob.glob(os.path.join(glob.escape(head), ".%s.tmp-*" % glob.escape(tail))):
+        found = re.match(r"\.tmp-(\d+)", stale[len(os.path.join(head, "." + tail)):])
+        if not found or int(found.group(1)) == os.getpid():
+            continue
+        try:
+            os.kill(int(found.group(1)), 0)
+        except ProcessLookupError:
+            _remove(stale)
+        except PermissionError:  # alive, another user's
+            pass
 
 
 def _remove(path):
@@ -41,18 +130,26 @@ def _remove(path):
 
 
 @contextlib.contextmanager
-def atomic_output(path, folder=False):
-    """Yield a temporary path beside ``path`` (an empty folder when ``folder``); when
-    the block completes it replaces ``path``, on any error it is removed, so a reader
-    never sees a partial output under the final name."""
+def atomic_output(path, folder=False, kind=None):
+    """Yield a temporary path beside ``path`` (an empty folder when ``folder``, marked
+    as a vgg output of ``kind``); when the block completes it replaces ``path``, on
+    any error it is removed, so a reader never sees a partial output under the final
+    name. A folder is replaced only when it is empty or marked with the same kind
+    (``check_output`` has decided, before the work, that it may be)."""
+    if folder and os.path.isdir(path) and os.listdir(path) and output_kind(path) != kind:
+        raise VggError("%s holds files vgg did not write as a %s output: not replaced"
+                       % (path, kind))
+    remove_stale_temporaries(path)
     tmp = temporary_name(path)
     _remove(tmp)
     if folder:
         os.makedirs(tmp)
+        if kind:
+            mark_output(tmp, kind)
     try:
         yield tmp
         if folder and os.path.isdir(path) and not os.path.islink(path):
-            shutil.rmtree(path)  # os.replace cannot replace a non-empty folder
+            shutil.rmtree(path)  # empty or our own output (checked above)
         os.replace(tmp, path)
     except BaseException:
         _remove(tmp)

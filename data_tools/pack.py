@@ -21,13 +21,15 @@ checkpoint and continues.
 import json
 import multiprocessing
 import os
+import shutil
 import sys
 import time
 from collections import OrderedDict
 
 import numpy as np
 
-from .common import VggError, available_cores, write_text_atomic
+from .common import (VggError, available_cores, check_output, check_overlap, mark_output,
+                     output_kind, write_text_atomic)
 
 from . import sources
 from .encode import encode_task, init_worker
@@ -232,12 +234,31 @@ def _progress(total, initial, desc, enabled):
 
 
 def pack(splits, classes, out_dir, settings, source, refused=(), workers=None, resume=False,
-         checkpoint_every=1000, progress=True):
-    """Pack ``splits`` ({name: [Item]}) into ``out_dir``; returns the manifest dict."""
+         checkpoint_every=1000, progress=True, overwrite=False, inputs=()):
+    """Pack ``splits`` ({name: [Item]}) into ``out_dir``; returns the manifest dict.
+
+    ``out_dir`` follows the output policy (data_tools.common): a new or empty
+    folder, the same pack continued with ``resume``, or with ``overwrite`` a
+    previous pack replaced; never a folder of other files, nor one that overlaps
+    ``inputs`` (the dataset's folders and archives)."""
     for name, items in splits.items():
         if not items and not (resume and os.path.exists(_paths(out_dir, name)["state"])):
             raise VggError("no images found for the %s split" % name)
+    if resume:
+        check_overlap(out_dir, inputs)
+        own = [n for n in os.listdir(out_dir) if n.endswith((".state.json", ".plan.tsv"))
+               or n == "manifest.json"] if os.path.isdir(out_dir) else []
+        if os.path.isdir(out_dir) and os.listdir(out_dir) and \
+                output_kind(out_dir) != "pack" and not own:
+            raise VggError("--out %s holds files vgg pack did not write: nothing to resume"
+                           % out_dir)
+    else:
+        check_output(out_dir, "pack", inputs=inputs, overwrite=overwrite)
+        if os.path.isdir(out_dir) and output_kind(out_dir) == "pack":
+            shutil.rmtree(out_dir)  # --overwrite: the previous pack goes as a whole
     os.makedirs(out_dir, exist_ok=True)
+    if output_kind(out_dir) is None:
+        mark_output(out_dir, "pack")
     write_text_atomic(os.path.join(out_dir, "synsets.txt"), "\n".join(classes.lines()) + "\n")
     manifest = OrderedDict([
         ("version", MANIFEST_VERSION),

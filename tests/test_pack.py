@@ -306,10 +306,12 @@ def test_killed_pack_leaves_nothing_complete_and_resumes(folder_dataset, tmp_pat
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["splits"]["train"]["records"] == 81
     assert manifest["splits"]["val"]["records"] == 9
-    # a rerun without --resume after a kill starts over cleanly
+    # after a kill, a rerun without --resume needs --overwrite and then starts over cleanly
     again = tmp_path / "again"
     _kill_when_checkpointed(base + ["--out", str(again)], str(again / "train.state.json"))
-    subprocess.run(base + ["--out", str(again)], check=True, capture_output=True)
+    plain = subprocess.run(base + ["--out", str(again)], capture_output=True, text=True)
+    assert plain.returncode == 2 and "give --overwrite" in plain.stderr, plain.stderr
+    subprocess.run(base + ["--out", str(again), "--overwrite"], check=True, capture_output=True)
     assert (again / "train.rec").read_bytes() == (reference / "train.rec").read_bytes()
 
 

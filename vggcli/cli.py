@@ -136,6 +136,13 @@ def nets(nets, classes, width_mult, fc_width, crop_size, as_json):
         click.echo(tables["markdown"])
 
 
+def overwrite_option(command):
+    return click.option(
+        "--overwrite", is_flag=True,
+        help="Replace a previous vgg output of the same kind at --out (never anything "
+             "else: vgg does not change files it did not write).")(command)
+
+
 def dtype_option(command):
     return click.option(
         "--dtype", type=click.Choice(DTYPES), default="float32", show_default=True,

@@ -4,7 +4,7 @@ import sys
 
 import click
 
-from .cli import cli
+from .cli import cli, overwrite_option
 
 def pack_options(command):
     """Options shared by ``vgg pack`` and ``vgg pack-imagenet``."""
@@ -29,6 +29,7 @@ def pack_options(command):
         click.option("--checkpoint-every", type=click.IntRange(min=1), default=1000,
                      show_default=True, help="Images between checkpoints (flushed to disk)."),
         click.option("--quiet", is_flag=True, help="No progress bar."),
+        overwrite_option,
     ]
     for option in reversed(options):
         command = option(command)
@@ -36,7 +37,7 @@ def pack_options(command):
 
 
 def _run_pack(plan, out_dir, max_short_side, quality, seed, no_shuffle, workers, resume,
-              checkpoint_every, quiet):
+              checkpoint_every, quiet, overwrite, inputs):
     from data_tools.pack import EXIT_SKIPPED, PackSettings, pack, skipped_count, summary
 
     splits, classes, source, refused = plan
@@ -44,7 +45,7 @@ def _run_pack(plan, out_dir, max_short_side, quality, seed, no_shuffle, workers,
                             shuffle_train=not no_shuffle)
     manifest = pack(splits, classes, out_dir, settings, source, refused=refused,
                     workers=workers, resume=resume, checkpoint_every=checkpoint_every,
-                    progress=not quiet)
+                    progress=not quiet, overwrite=overwrite, inputs=inputs)
     for line in summary(manifest):
         click.echo(line)
     if skipped_count(manifest):
@@ -78,7 +79,7 @@ def pack(dataset, val_ratio, synsets, **options):
 
     splits, classes, source = plan_folder(dataset, val_ratio=val_ratio, seed=options["seed"],
                                           synsets=synsets)
-    _run_pack((splits, classes, source, []), **options)
+    _run_pack((splits, classes, source, []), inputs=[dataset, synsets], **options)
 
 
 @cli.command("pack-imagenet")
@@ -113,7 +114,7 @@ def pack_imagenet(train_tar, val_tar, devkit, root, synsets, **options):
 
     plan = plan_imagenet(train_tar=train_tar, val_tar=val_tar, devkit=devkit, root=root,
                          synsets=synsets)
-    _run_pack(plan, **options)
+    _run_pack(plan, inputs=[train_tar, val_tar, devkit, root, synsets], **options)
 
 
 @cli.command()

@@ -4,7 +4,7 @@ import os
 
 import click
 
-from .cli import DEVICES, MEAN, NET, SCALES, cli, dtype_option
+from .cli import DEVICES, MEAN, NET, SCALES, cli, dtype_option, overwrite_option
 
 @cli.command("eval")
 @click.option("--net", "net_name", type=NET, default=None,
@@ -36,8 +36,9 @@ from .cli import DEVICES, MEAN, NET, SCALES, cli, dtype_option
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Output folder (scores.npy, labels.npy, ids.txt, report.json, report.md).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@overwrite_option
 def eval_command(net_name, params, data, images, scales, mode, no_flip, batch_size, devices,
-                 mean, limit, int8_images, dtype, out_dir, quiet):
+                 mean, limit, int8_images, dtype, out_dir, quiet, overwrite):
     """Test a network as the paper does (§3.2): dense, multi-crop, multi-scale.
 
     Prints top-1/top-5 error and writes posteriors that any numpy user can
@@ -69,6 +70,7 @@ def eval_command(net_name, params, data, images, scales, mode, no_flip, batch_si
                 "%s %.3f" % (name, p) for _, name, p in result["top"])))
         return
     report = evaluate(net, data, out_dir, scales, mode=mode, flip=not no_flip,
+                      overwrite=overwrite, inputs=[params],
                       batch_size=batch_size, ctx=ctx, mean_rgb=mean_rgb, limit=limit,
                       progress=not quiet, int8_images=int8_images, dtype=dtype)
     with open(os.path.join(out_dir, "report.md")) as f:
@@ -82,7 +84,8 @@ def eval_command(net_name, params, data, images, scales, mode, no_flip, batch_si
 @click.argument("folders", nargs=-1, required=True, type=click.Path(file_okay=False))
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Output folder, in the same format as vgg eval's.")
-def fuse(folders, out_dir):
+@overwrite_option
+def fuse(folders, out_dir, overwrite):
     """Fuse networks by averaging their soft-max posteriors (§4.4, Table 6).
 
     FOLDERS are vgg eval outputs on the same images.
@@ -93,7 +96,7 @@ def fuse(folders, out_dir):
     """
     from .evaluate import fuse as fuse_scores
 
-    fuse_scores(list(folders), out_dir)
+    fuse_scores(list(folders), out_dir, overwrite=overwrite)
     with open(os.path.join(out_dir, "report.md")) as f:
         click.echo(f.read().rstrip())
 
@@ -124,8 +127,9 @@ def fuse(folders, out_dir):
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
               help="Output .npz: features, labels, ids, skipped_ids, info.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@overwrite_option
 def features(net_names, params_files, layer, scales, aggregate, no_flip, no_l2, images, data,
-             batch_size, int8_images, dtype, devices, out_path, quiet):
+             batch_size, int8_images, dtype, devices, out_path, quiet, overwrite):
     """Very deep features for other datasets (Appendix B): dense, pooled, flip-averaged,
     multi-scale, L2-normalised descriptors of a named layer.
 
@@ -143,6 +147,7 @@ def features(net_names, params_files, layer, scales, aggregate, no_flip, no_l2, 
               for i, params in enumerate(params_files)]
     nets, means, ctx = [x.net for x in loaded], [x.mean_rgb for x in loaded], loaded[0].ctx
     info = extract(nets, layer, scales, out_path, images=images, data=data,
+                   overwrite=overwrite, inputs=list(params_files),
                    aggregate=aggregate, flip=not no_flip, l2=not no_l2,
                    batch_size=batch_size, ctx=ctx, means=means, progress=not quiet,
                    int8_images=int8_images, dtype=dtype)
@@ -166,7 +171,8 @@ def features(net_names, params_files, layer, scales, aggregate, no_flip, no_l2, 
               help="mean-recall: Caltech's mean class recall; map: VOC's mean AP.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Folder for classifier.npz, report.json, report.md.")
-def transfer(train_path, test_path, metric, out_dir):
+@overwrite_option
+def transfer(train_path, test_path, metric, out_dir, overwrite):
     """Train a linear SVM on deep features and score it (Appendix B, Table 11).
 
     C is chosen by cross-validation on the training features.
@@ -177,7 +183,8 @@ def transfer(train_path, test_path, metric, out_dir):
     """
     from .features import transfer as run_transfer
 
-    report = run_transfer(train_path, test_path, metric=metric, out_dir=out_dir)
+    report = run_transfer(train_path, test_path, metric=metric, out_dir=out_dir,
+                          overwrite=overwrite)
     click.echo("%s: %.4f (linear SVM, C=%g, %d train / %d test images, %d-D)" % (
         metric, report["value"], report["C"], report["train_images"], report["test_images"],
         report["dims"]))

@@ -1,7 +1,7 @@
 """``vgg convert``, ``vgg export`` and ``vgg bench``: weights in and out, benchmarks."""
 import click
 
-from .cli import NET, cli
+from .cli import NET, cli, overwrite_option
 from .errors import VggError
 
 @cli.command()
@@ -12,7 +12,8 @@ from .errors import VggError
 @click.option("--net", "net_name", type=NET, required=True, help="Configuration they hold.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False),
               help="Our parameter file (with its preprocessing).")
-def convert(source, path, net_name, out):
+@overwrite_option
+def convert(source, path, net_name, out, overwrite):
     """Import weights: GluonCV .params, torchvision .pth, the authors' .caffemodel.
 
     The source's preprocessing (torchvision's /255 and std, Caffe's BGR order)
@@ -27,7 +28,7 @@ def convert(source, path, net_name, out):
     """
     from .convert import convert as run_convert
 
-    net = run_convert(source, path, net_name, out)
+    net = run_convert(source, path, net_name, out, overwrite=overwrite)
     click.echo("net %s (%d classes) from %s %s -> %s" % (net.config, net.knobs["classes"],
                                                          source, path, out))
 

@@ -250,13 +250,26 @@ def fold_preprocessing(convs, source):
 READERS = {"gluoncv": read_gluoncv, "torchvision": read_torchvision, "caffe": read_caffe}
 
 
-def convert(source, path, net_name, out, **knobs):
+def is_vgg_params(path):
+    """Whether ``path`` is a parameter file vgg wrote (it carries a net description)."""
+    from .models import read_params
+    try:
+        return bool(read_params(path)[1])
+    except VggError:
+        return False
+
+
+def convert(source, path, net_name, out, overwrite=False, **knobs):
     """Convert ``path`` (from ``source``) into our parameter file ``out``.
 
-    ``knobs`` (width_mult, fc_width, crop_size) describe a scaled-down source.
+    ``knobs`` (width_mult, fc_width, crop_size) describe a scaled-down source;
+    ``out`` follows the output policy (``overwrite`` replaces a vgg params file).
     """
+    from data_tools.common import check_output
+
     from .models import get_model, save_params
 
+    check_output(out, "params", inputs=[path], overwrite=overwrite, recognise=is_vgg_params)
     if source not in READERS:
         raise VggError("source must be one of %s, got %r" % (", ".join(SOURCES), source))
     convs, fcs, preprocessing = READERS[source](path)

@@ -184,20 +184,25 @@ def _rows(parts, labels, modes, scales, mode, final):
 
 def evaluate(net, data, out_dir, scales, mode="dense", flip=True, batch_size=32, ctx=None,
              mean_rgb=None, limit=None, progress=True, workers=None, int8_images=0,
-             dtype="float32"):
+             dtype="float32", overwrite=False, inputs=()):
     """Evaluate ``net`` on the records of ``data`` (a .rec) and write ``out_dir``.
 
     ``dtype``: the precision asked for (bfloat16 falls back to float32, with a note,
-    where the CPU has no AMX). Returns the report dict.
+    where the CPU has no AMX). ``out_dir`` follows the output policy
+    (data_tools.common): ``overwrite`` replaces a previous eval output, never
+    anything else; ``inputs`` (e.g. the params file) may not overlap it.
+    Returns the report dict.
     """
     import mxnet as mx
 
-    from data_tools.common import atomic_output
+    from data_tools.common import atomic_output, check_output
 
     from .inference import RecordSource, check_scales, fast_path_inputs, precision_label
 
     if mode not in MODES:
         raise VggError("mode must be one of %s, got %r" % (", ".join(MODES), mode))
+    check_output(out_dir, "eval", inputs=[data, os.path.splitext(data)[0] + ".idx"]
+                 + list(inputs), overwrite=overwrite)
     crop = net.knobs["crop_size"]
     check_scales(scales, crop)
     if mean_rgb is None:
@@ -215,7 +220,7 @@ def evaluate(net, data, out_dir, scales, mode="dense", flip=True, batch_size=32,
         fidelity = measure(net, evaluator.net, check, ctx)
     modes = ("dense", "multicrop") if mode == "both" else (mode,)
     classes = net.knobs["classes"]
-    with atomic_output(out_dir, folder=True) as tmp:
+    with atomic_output(out_dir, folder=True, kind="eval") as tmp:
         parts = {(m, q): np.lib.format.open_memmap(
             os.path.join(tmp, "scores-%s-Q%d.npy" % (m, q)), mode="w+", dtype=np.float32,
             shape=(count, classes)) for m in modes for q in scales}
@@ -287,8 +292,12 @@ def load_scores(folder):
     return scores, labels, ids, report
 
 
-def fuse(folders, out_dir):
-    """Average the posteriors of several eval outputs (paper §4.4); returns the report."""
+def fuse(folders, out_dir, overwrite=False):
+    """Average the posteriors of several eval outputs (paper §4.4); returns the report.
+    ``out_dir`` follows the output policy (``overwrite`` replaces a previous fusion)."""
+    from data_tools.common import check_output
+
+    check_output(out_dir, "fuse", inputs=folders, overwrite=overwrite)
     if len(folders) < 2:
         raise VggError("fuse needs at least two eval output folders")
     loaded = [load_scores(f) for f in folders]
@@ -306,7 +315,7 @@ def fuse(folders, out_dir):
     from data_tools.common import atomic_output
 
     members = [r for _, _, _, r in loaded]
-    with atomic_output(out_dir, folder=True) as tmp:
+    with atomic_output(out_dir, folder=True, kind="fuse") as tmp:
         fused = np.lib.format.open_memmap(os.path.join(tmp, "scores.npy"), mode="w+",
                                           dtype=np.float32, shape=scores0.shape)
         errors = errors_of_mean([scores for scores, _, _, _ in loaded], labels0, out=fused)

@@ -12,6 +12,7 @@ mean average precision (VOC).
 import json
 import os
 import time
+import zipfile
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -127,9 +128,18 @@ def _describe_all(describers, source, features, labels, scales, aggregate, l2, w
     return ids, skipped
 
 
+def is_features_file(path):
+    """Whether ``path`` is a file vgg features wrote (an .npz with our info record)."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return "info" in data.files and "features" in data.files
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+        return False
+
+
 def extract(nets, layer, scales, out_path, images=None, data=None, aggregate="mean",
             flip=True, l2=True, batch_size=16, ctx=None, means=None, progress=True,
-            window=64, int8_images=0, dtype="float32"):
+            window=64, int8_images=0, dtype="float32", overwrite=False, inputs=()):
     """Write descriptors of ``images`` (a folder) or ``data`` (a .rec) to ``out_path``
     (.npz: features, labels, ids, skipped_ids, info). Returns the info dict.
 
@@ -139,7 +149,7 @@ def extract(nets, layer, scales, out_path, images=None, data=None, aggregate="me
     """
     import mxnet as mx
 
-    from data_tools.common import atomic_output, scratch_folder
+    from data_tools.common import atomic_output, check_output, scratch_folder
 
     from .inference import FolderSource, RecordSource, check_scales
 
@@ -147,6 +157,9 @@ def extract(nets, layer, scales, out_path, images=None, data=None, aggregate="me
         raise VggError("aggregate must be mean or stack, got %r" % (aggregate,))
     if bool(images) == bool(data):
         raise VggError("give exactly one of images (a folder) and data (a .rec)")
+    out_path = out_path if out_path.endswith(".npz") else out_path + ".npz"
+    check_output(out_path, "features", inputs=[images, data] + list(inputs),
+                 overwrite=overwrite, recognise=is_features_file)
     for net in nets:
         check_scales(scales, net.knobs["crop_size"])
     source = FolderSource(images) if images else RecordSource(data)
@@ -154,7 +167,6 @@ def extract(nets, layer, scales, out_path, images=None, data=None, aggregate="me
     describers, dtype, fidelity = _describers(nets, means, layer, source, scales, ctx, flip,
                                               batch_size, int8_images, dtype)
     dims = sum(d.dims * (len(scales) if aggregate == "stack" else 1) for d in describers)
-    out_path = out_path if out_path.endswith(".npz") else out_path + ".npz"
     count = len(source)
     started = time.time()
     with scratch_folder(out_path) as rows_dir:
@@ -193,7 +205,7 @@ def load_features(path):
         with np.load(path, allow_pickle=False) as data:
             features, labels, ids = data["features"], data["labels"], data["ids"]
             info = json.loads(str(data["info"]))
-    except (OSError, ValueError, KeyError) as err:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
         raise VggError("%s is not a vgg features file: %s" % (path, err)) from None
     return features, (labels if len(labels) else None), list(ids), info
 
@@ -225,11 +237,17 @@ def score(metric, y_true, decision, classes):
 
 
 def transfer(train_path, test_path, metric="accuracy", out_dir=None, c_values=None, folds=3,
-             seed=0):
+             seed=0, overwrite=False):
     """Linear SVM (LinearSVC, C by cross-validation on the training features), scored on
-    the test features. Returns the report dict; writes classifier.npz + reports."""
+    the test features. Returns the report dict; writes classifier.npz + reports to
+    ``out_dir`` (output policy: ``overwrite`` replaces a previous transfer output)."""
     from sklearn.model_selection import GridSearchCV, StratifiedKFold
     from sklearn.svm import LinearSVC
+
+    from data_tools.common import check_output
+
+    if out_dir:
+        check_output(out_dir, "transfer", inputs=[train_path, test_path], overwrite=overwrite)
 
     x_train, y_train, _, info_train = load_features(train_path)
     x_test, y_test, _, info_test = load_features(test_path)
@@ -263,23 +281,30 @@ def transfer(train_path, test_path, metric="accuracy", out_dir=None, c_values=No
                   nets=info_train.get("nets"), scales=info_train.get("scales"),
                   aggregate=info_train.get("aggregate"))
     if out_dir:
-        from .tables import markdown_table
-        os.makedirs(out_dir, exist_ok=True)
-        coef = model.coef_ if len(model.classes_) > 2 else np.stack([-model.coef_[0],
-                                                                      model.coef_[0]])
-        np.savez(os.path.join(out_dir, "classifier.npz"), coef=coef,
+        _write_transfer(out_dir, model, report, info_test.get("class_names") or [])
+    return report
+
+
+def _write_transfer(out_dir, model, report, names):
+    """classifier.npz, report.json and report.md, written as one output folder."""
+    from data_tools.common import atomic_output
+
+    from .tables import markdown_table
+
+    coef = model.coef_ if len(model.classes_) > 2 else np.stack([-model.coef_[0],
+                                                                  model.coef_[0]])
+    rows = [["%s (%s)" % (names[c], c) if c < len(names) else c, "%.4f" % v]
+            for c, v in (report["per_class"] or {}).items()]
+    with atomic_output(out_dir, folder=True, kind="transfer") as folder:
+        np.savez(os.path.join(folder, "classifier.npz"), coef=coef,
                  intercept=np.atleast_1d(model.intercept_), classes=model.classes_,
                  C=model.C)
-        with open(os.path.join(out_dir, "report.json"), "w") as f:
+        with open(os.path.join(folder, "report.json"), "w") as f:
             json.dump(report, f, indent=1)
-        names = info_test.get("class_names") or []
-        rows = [["%s (%s)" % (names[c], c) if c < len(names) else c, "%.4f" % v]
-                for c, v in (per_class or {}).items()]
-        with open(os.path.join(out_dir, "report.md"), "w") as f:
+        with open(os.path.join(folder, "report.md"), "w") as f:
             f.write("# vgg transfer: %s = %.4f\n\nLinear SVM, C = %g (%d-fold CV), %d-D %s "
                     "features of %s at Q = %s (%s).\n\n%s\n" % (
-                        metric, value, model.C, folds, report["dims"], report["layer"],
-                        " & ".join(report["nets"] or []), report["scales"],
-                        report["aggregate"], markdown_table(["class", metric], rows)
-                        if rows else ""))
-    return report
+                        report["metric"], report["value"], model.C, report["cv_folds"],
+                        report["dims"], report["layer"], " & ".join(report["nets"] or []),
+                        report["scales"], report["aggregate"],
+                        markdown_table(["class", report["metric"]], rows) if rows else ""))

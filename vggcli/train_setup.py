@@ -6,6 +6,8 @@ import math
 import os
 import time
 
+from data_tools.common import check_output, mark_output, output_kind
+
 from . import checkpoint
 from .errors import VggError
 from .train_state import Log, Run, load_optimizer, progress_factory, weights_meta, write_config
@@ -159,7 +161,12 @@ def setup(cfg, meta=None, resume=False, progress=True):
         raise VggError("%s already holds a run (checkpoints/); continue it with --resume %s "
                        "or choose another --out" % (out, out))
     if rank == 0:
+        if not resume:  # output policy: an empty folder, or a run folder never checkpointed
+            check_output(out, "train", inputs=[cfg["data"], cfg["init_from"],
+                                               cfg["finetune_from"]], overwrite=True)
         os.makedirs(out, exist_ok=True)
+        if output_kind(out) is None:
+            mark_output(out, "train")
         write_config(cfg, meta or {}, os.path.join(out, "config.yaml"))
     manifest = read_manifest(cfg["data"])
     ctx = contexts(parse_devices(cfg["devices"]))

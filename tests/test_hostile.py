@@ -1,0 +1,167 @@
+"""The output policy (data_tools.common) under hostile --out choices: every command
+that writes refuses to change what it did not write, refuses outputs that overlap
+its inputs, and says so in one line (exit 2); every pre-existing file is unchanged."""
+import hashlib
+import os
+import shutil
+
+import pytest
+from click.testing import CliRunner
+
+from data_tools.common import MARKER, atomic_output, temporary_name
+from vggcli.cli import cli
+
+
+def snapshot(*folders):
+    """{path: sha256} of every file below ``folders``."""
+    sums = {}
+    for folder in folders:
+        for root, _, files in os.walk(str(folder)):
+            for name in files:
+                path = os.path.join(root, name)
+                with open(path, "rb") as f:
+                    sums[path] = hashlib.sha256(f.read()).hexdigest()
+    return sums
+
+
+def refused(args, *folders, expect):
+    """Run ``vgg args``; assert exit 2, exactly one 'Error: ' line naming ``expect``, no
+    traceback, and every file in ``folders`` unchanged."""
+    before = snapshot(*folders)
+    result = CliRunner().invoke(cli, [str(a) for a in args])
+    errors = [line for line in result.output.splitlines() if line.startswith("Error: ")]
+    assert result.exit_code == 2, result.output
+    assert len(errors) == 1 and expect in errors[0], result.output
+    assert "Traceback" not in result.output
+    assert snapshot(*folders) == before
+    return errors[0]
+
+
+@pytest.fixture
+def user_folder(tmp_path):
+    """A folder of the user's own files."""
+    folder = tmp_path / "mine"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "notes.tex").write_text("\\section{results}\n")
+    (folder / "model.params").write_bytes(b"\x00weights")
+    (folder / "sub" / "data.csv").write_text("a,b\n1,2\n")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def params(trained_a):
+    return os.path.join(trained_a[0], "best.params")
+
+
+@pytest.fixture(scope="module")
+def evaluated(params, digits, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ev") / "eval"
+    result = CliRunner().invoke(cli, ["eval", "--params", params, "--data",
+                                      os.path.join(digits, "val.rec"), "--limit", "20",
+                                      "--out", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_eval_into_the_dataset_folder_is_refused(params, digits):
+    refused(["eval", "--params", params, "--data", os.path.join(digits, "val.rec"),
+             "--out", digits], digits, expect="overlaps the input")
+
+
+def test_eval_into_a_users_folder_is_refused(params, digits, user_folder):
+    refused(["eval", "--params", params, "--data", os.path.join(digits, "val.rec"),
+             "--out", user_folder], user_folder, expect="files vgg did not write")
+
+
+def test_eval_output_is_replaced_only_with_overwrite(params, digits, evaluated):
+    val = os.path.join(digits, "val.rec")
+    refused(["eval", "--params", params, "--data", val, "--limit", "20", "--out", evaluated],
+            evaluated, expect="give --overwrite")
+    result = CliRunner().invoke(cli, ["eval", "--params", params, "--data", val, "--limit",
+                                      "10", "--out", str(evaluated), "--overwrite", "--quiet"])
+    assert result.exit_code == 0, result.output
+    with open(evaluated / "ids.txt") as f:
+        assert len(f.read().splitlines()) == 10
+    assert (evaluated / MARKER).is_file()
+
+
+def test_fuse_refuses_a_users_folder_and_its_own_inputs(evaluated, user_folder):
+    refused(["fuse", evaluated, evaluated, "--out", user_folder], user_folder, evaluated,
+            expect="files vgg did not write")
+    refused(["fuse", evaluated, evaluated, "--out", evaluated], evaluated,
+            expect="overlaps the input")
+    refused(["fuse", evaluated, evaluated, "--out", evaluated.parent], evaluated,
+            expect="overlaps the input")
+
+
+def test_features_refuse_an_output_inside_the_images_or_over_a_users_file(
+        params, photo_folder, user_folder, tmp_path):
+    refused(["features", "--params", params, "--images", photo_folder, "--scales", "36",
+             "--out", os.path.join(photo_folder, "f.npz")], photo_folder,
+            expect="overlaps the input")
+    (user_folder / "table.npz").write_bytes(b"PK\x03\x04 the user's own archive")
+    refused(["features", "--params", params, "--images", photo_folder, "--scales", "36",
+             "--out", user_folder / "table.npz"], user_folder, expect="not a vgg features")
+    result = CliRunner().invoke(cli, ["features", "--params", params, "--images",
+                                      photo_folder, "--scales", "36", "--out",
+                                      str(tmp_path / "f.npz"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    refused(["features", "--params", params, "--images", photo_folder, "--scales", "36",
+             "--out", tmp_path / "f.npz"], tmp_path, expect="give --overwrite")
+
+
+def test_transfer_convert_and_train_refuse_a_users_files(params, digits, user_folder):
+    refused(["transfer", "--train", "x.npz", "--test", "y.npz", "--out", user_folder],
+            user_folder, expect="files vgg did not write")
+    refused(["convert", "--from", "gluoncv", params, "--net", "A", "--out",
+             user_folder / "model.params"], user_folder, expect="not a vgg params output")
+    refused(["convert", "--from", "gluoncv", params, "--net", "A", "--out", params],
+            os.path.dirname(params), expect="overlaps the input")
+    refused(["train", "--net", "A", "--data", digits, "--out", user_folder], user_folder,
+            expect="files vgg did not write")
+    refused(["train", "--net", "A", "--data", digits, "--out", os.path.join(digits, "runs")],
+            digits, expect="overlaps the input")
+
+
+def test_pack_refuses_a_users_folder_even_with_resume(tmp_path, user_folder):
+    dataset = tmp_path / "dataset" / "cat"
+    dataset.mkdir(parents=True)
+    shutil.copy(str(user_folder / "notes.tex"), str(dataset / "x.jpg"))
+    refused(["pack", dataset.parent, "--out", user_folder], user_folder,
+            expect="files vgg did not write")
+    refused(["pack", dataset.parent, "--out", user_folder, "--resume"], user_folder,
+            expect="nothing to resume")
+    refused(["pack", dataset.parent, "--out", dataset.parent / "packed"], dataset.parent,
+            expect="overlaps the input")
+
+
+def test_a_killed_runs_temporary_goes_with_the_next_run(tmp_path):
+    """A temporary whose process is gone (SIGKILL) is removed when the same output is
+    written next; one of a live process is left alone."""
+    target = tmp_path / "out"
+    dead = temporary_name(str(target)).replace("-%d" % os.getpid(), "-999999999")
+    os.makedirs(dead)
+    live = temporary_name(str(target)).replace("-%d" % os.getpid(), "-%d" % os.getppid())
+    os.makedirs(live)
+    with atomic_output(str(target), folder=True, kind="eval") as tmp:
+        (open(os.path.join(tmp, "a"), "w")).close()
+    assert not os.path.exists(dead) and os.path.isdir(live)
+    assert sorted(os.listdir(target)) == [MARKER, "a"]
+
+
+def test_a_failed_write_leaves_nothing(tmp_path):
+    target = tmp_path / "out"
+    with pytest.raises(RuntimeError):
+        with atomic_output(str(target), folder=True, kind="eval") as tmp:
+            (open(os.path.join(tmp, "half"), "w")).close()
+            raise RuntimeError("disk full")
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.fixture(scope="module")
+def photo_folder(photos, tmp_path_factory):
+    import cv2
+    root = tmp_path_factory.mktemp("photos")
+    for name, image in list(photos.items())[:3]:
+        cv2.imwrite(str(root / (name + ".jpg")), cv2.resize(image, (48, 40))[:, :, ::-1])
+    return str(root)
