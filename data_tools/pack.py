@@ -31,12 +31,10 @@ import numpy as np
 from .common import (VggError, available_cores, check_output, check_overlap, mark_output,
                      output_kind, write_text_atomic)
 
-from . import sources
 from .encode import encode_task, init_worker
 from .recordio import IR_HEADER, RecordWriter
 
 MANIFEST_VERSION = 1
-SPLITS = ("train", "val")
 EXIT_SKIPPED = 3  # finished, but some files were skipped (listed in manifest.json)
 
 
@@ -319,113 +317,5 @@ def summary(manifest):
     return lines
 
 
-# --- the two front ends ---------------------------------------------------------
-
-def split_items(items, val_ratio, seed):
-    """Per-class deterministic split: round(val_ratio * n) images of each class go to val."""
-    by_class = OrderedDict()
-    for item in sorted(items, key=lambda it: it.ident):
-        by_class.setdefault(item.label, []).append(item)
-    rng = np.random.RandomState(seed)
-    train, val = [], []
-    for label in sorted(by_class):
-        group = by_class[label]
-        chosen = set(rng.permutation(len(group))[:int(round(val_ratio * len(group)))].tolist())
-        for i, item in enumerate(group):
-            (val if i in chosen else train).append(item)
-    return train, val
-
-
-def plan_folder(root, val_ratio=0.1, seed=0, synsets=None):
-    """(splits, classes, source) for a class-per-folder dataset.
-
-    ``root/train`` + ``root/val`` class folders are used as they are; otherwise
-    ``root``'s class folders are split with ``val_ratio``. Classes come from
-    ``synsets`` (a file) or the sorted folder names, empty folders included.
-    """
-    if not os.path.isdir(root):
-        raise VggError("dataset folder %s does not exist" % root)
-    presplit = all(os.path.isdir(os.path.join(root, s)) for s in SPLITS)
-    train_root = os.path.join(root, "train") if presplit else root
-    if synsets:
-        classes = sources.ClassList.read(synsets)
-    else:
-        names = set(sources.class_folders(train_root))
-        if presplit:
-            names |= set(sources.class_folders(os.path.join(root, "val")))
-        classes = sources.ClassList(sorted(names))
-    if presplit:
-        train = sources.folder_items(train_root, classes)
-        val = sources.folder_items(os.path.join(root, "val"), classes)
-    else:
-        if not 0 <= val_ratio < 1:
-            raise VggError("--val-ratio must be in [0, 1), got %r" % val_ratio)
-        train, val = split_items(sources.folder_items(root, classes), val_ratio, seed)
-    splits = OrderedDict([("train", train)])
-    if val:
-        splits["val"] = val
-    source = dict(kind="folders", root=os.path.abspath(root), presplit=presplit,
-                  val_ratio=None if presplit else val_ratio)
-    return splits, classes, source
-
-
-def plan_imagenet(train_tar=None, val_tar=None, devkit=None, root=None, synsets=None):
-    """(splits, classes, source, refused) for ILSVRC-2012 in any of its three layouts.
-
-    - tars: ``train_tar`` (tar of ``<wnid>.tar``), ``val_tar`` (flat), ``devkit``
-    - extracted: ``root/train/<wnid>/*.JPEG``, ``root/val`` flat (labels from the
-      devkit) or in ``<wnid>/`` folders; classes from ``devkit`` or ``synsets``
-    - Kaggle: ``root/LOC_synset_mapping.txt``, ``root/LOC_val_solution.csv``,
-      ``root/ILSVRC/Data/CLS-LOC/{train,val}``
-    """
-    refused = []
-    splits = OrderedDict()
-    if root is None and not (train_tar or val_tar):
-        raise VggError("give --train-tar/--val-tar (with --devkit), or --root")
-    if root is not None and (train_tar or val_tar):
-        raise VggError("give either tars or --root, not both")
-    if root is not None and not os.path.isdir(root):
-        raise VggError("--root %s is not a folder" % root)
-    kaggle = root is not None and os.path.isfile(os.path.join(root, "LOC_synset_mapping.txt"))
-    ids_to_wnid = None
-    if devkit:
-        classes, ids_to_wnid = sources.devkit_synsets(devkit)
-    elif kaggle:
-        classes = sources.kaggle_synsets(os.path.join(root, "LOC_synset_mapping.txt"))
-    elif synsets:
-        classes = sources.ClassList.read(synsets)
-    else:
-        raise VggError("a class list is needed: give --devkit (or --synsets, or a Kaggle "
-                       "root); labels never come from the folders present, where one "
-                       "missing folder would shift every later label")
-
-    def devkit_labels():
-        if not devkit:
-            raise VggError("flat val images need --devkit for their labels")
-        return sources.devkit_val_labels(devkit, classes, ids_to_wnid)
-
-    if root is None:
-        layout = "tars"
-        if train_tar:
-            splits["train"] = sources.nested_tar_images(train_tar, classes, refused)
-        if val_tar:
-            splits["val"] = sources.tar_images(val_tar, devkit_labels(), refused)
-    else:
-        layout = "kaggle" if kaggle else "extracted"
-        data = os.path.join(root, "ILSVRC", "Data", "CLS-LOC") if kaggle else root
-        train_dir, val_dir = os.path.join(data, "train"), os.path.join(data, "val")
-        if os.path.isdir(train_dir):
-            splits["train"] = sources.folder_items(train_dir, classes)
-        if os.path.isdir(val_dir):
-            if any(e.is_dir() for e in os.scandir(val_dir)):
-                splits["val"] = sources.folder_items(val_dir, classes)
-            else:
-                label_of = (sources.kaggle_val_labels(os.path.join(root, "LOC_val_solution.csv"),
-                                                      classes) if kaggle else devkit_labels())
-                splits["val"] = sources.flat_items(val_dir, label_of)
-        if not splits:
-            raise VggError("--root %s has neither train/ nor val/ (looked in %s)"
-                           % (root, data))
-    source = dict(kind="imagenet", layout=layout, train_tar=train_tar, val_tar=val_tar,
-                  devkit=devkit, root=root, synsets=synsets)
-    return splits, classes, source, refused
+# the planning front ends live in data_tools.plan; these names stay importable here
+from .plan import plan_folder, plan_imagenet, split_items  # noqa: E402, F401

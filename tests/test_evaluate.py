@@ -103,6 +103,8 @@ def evaluated(trained_a, digits, tmp_path_factory):
 
 @pytest.mark.numerics
 def test_trained_net_every_mode_far_below_chance(evaluated, digits):
+    """Every mode below chance, the training scale well below it (seed spread below);
+    sums and means of posteriors within their float32 bounds (tests/numerics.py)."""
     folder, output = evaluated
     with open(os.path.join(folder, "report.json")) as f:
         report = json.load(f)

@@ -135,6 +135,8 @@ def digit_features(trained_a, digits, tmp_path_factory):
 
 @pytest.mark.numerics
 def test_transfer_far_above_chance_and_map_equals_sklearn(digit_features, tmp_path):
+    """Learning with margin (chance 0.1, seed spread below); mAP from the saved
+    classifier equals scikit-learn's on the same decisions."""
     paths, _ = digit_features
     x, labels, ids, info = feat.load_features(paths["train"])
     assert x.shape[1] == 128 and len(set(labels.tolist())) == 10 and info["layer"] == "fc7"

@@ -46,6 +46,7 @@ def test_net_a_from_paper_init_learns_digits(trained_a):
 @pytest.mark.slow
 @pytest.mark.numerics
 def test_net_d_initialised_from_a_learns_digits(trained_a, digits, tmp_path):
+    """Learning with margin: chance is 0.9; the seeds' spread is recorded below."""
     a_out, _ = trained_a
     summary = train(config(digits, tmp_path, net="D", epochs=6, patience=4, init="xavier",
                            init_from=os.path.join(a_out, "best.params")), progress=False)

@@ -75,7 +75,7 @@ def pack(dataset, val_ratio, synsets, **options):
     Example:
         vgg pack ~/flowers --out data/flowers --val-ratio 0.2
     """
-    from data_tools.pack import plan_folder
+    from data_tools.plan import plan_folder
 
     splits, classes, source = plan_folder(dataset, val_ratio=val_ratio, seed=options["seed"],
                                           synsets=synsets)
@@ -110,7 +110,7 @@ def pack_imagenet(train_tar, val_tar, devkit, root, synsets, **options):
             --out data/imagenet
         vgg pack-imagenet --root ~/imagenet-kaggle --out data/imagenet
     """
-    from data_tools.pack import plan_imagenet
+    from data_tools.plan import plan_imagenet
 
     plan = plan_imagenet(train_tar=train_tar, val_tar=val_tar, devkit=devkit, root=root,
                          synsets=synsets)

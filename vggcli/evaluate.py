@@ -238,13 +238,11 @@ def evaluate(net, data, out_dir, scales, mode="dense", flip=True, batch_size=32,
         np.save(os.path.join(tmp, "labels.npy"), labels)
         with open(os.path.join(tmp, "ids.txt"), "w") as f:
             f.write("".join(i + "\n" for i in source.ids[:count]))
-        meta = getattr(net, "file_meta", {}) or {}
-        report = dict(net=net.config, train_scale=meta.get("train_scale"), data=data,
-                      images=count, scales=scales, mode=mode, flip=flip, crop_size=crop,
-                      precision=precision_label(int8_images, dtype), fidelity=fidelity,
-                      top1_error=errors[1], top5_error=errors[5], rows=rows,
-                      images_per_second=count / seconds if seconds > 0 else None,
-                      seconds=seconds)
+        report = dict(net=net.config, train_scale=(getattr(net, "file_meta", {}) or {}).get(
+            "train_scale"), data=data, images=count, scales=scales, mode=mode, flip=flip,
+            crop_size=crop, precision=precision_label(int8_images, dtype), fidelity=fidelity,
+            top1_error=errors[1], top5_error=errors[5], rows=rows, seconds=seconds,
+            images_per_second=count / seconds if seconds > 0 else None)
         _write_reports(tmp, report, title="vgg eval: net %s" % net.config)
     return report
 

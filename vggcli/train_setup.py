@@ -134,6 +134,26 @@ def _announce(run, cfg, kv_name, dtype, resumed):
         flush=True)
 
 
+def _prepare_out(cfg, meta, resume, rank, ckpt_root):
+    """The run folder (rank 0 writes it): the newest checkpoint when resuming, else a
+    new folder by the output policy (empty, or a run folder never checkpointed)."""
+    out = cfg["out"]
+    found = checkpoint.latest(ckpt_root) if resume else None
+    if rank != 0:
+        return found
+    if not resume:
+        if checkpoint.list_checkpoints(ckpt_root):
+            raise VggError("%s already holds a run (checkpoints/); continue it with --resume "
+                           "%s or choose another --out" % (out, out))
+        check_output(out, "train", inputs=[cfg["data"], cfg["init_from"],
+                                           cfg["finetune_from"]], overwrite=True)
+    os.makedirs(out, exist_ok=True)
+    if output_kind(out) is None:
+        mark_output(out, "train")
+    write_config(cfg, meta or {}, os.path.join(out, "config.yaml"))
+    return found
+
+
 def setup(cfg, meta=None, resume=False, progress=True):
     """Everything a run needs, checked before any work: devices, kvstore, precision,
     data, net, optimizer, log; with ``resume``, restored from the newest checkpoint."""
@@ -156,18 +176,7 @@ def setup(cfg, meta=None, resume=False, progress=True):
                        % (cfg["batch_size"], workers))
     local = dict(cfg, batch_size=cfg["batch_size"] // workers)
     out, ckpt_root = cfg["out"], os.path.join(cfg["out"], "checkpoints")
-    found = checkpoint.latest(ckpt_root) if resume else None
-    if not resume and rank == 0 and checkpoint.list_checkpoints(ckpt_root):
-        raise VggError("%s already holds a run (checkpoints/); continue it with --resume %s "
-                       "or choose another --out" % (out, out))
-    if rank == 0:
-        if not resume:  # output policy: an empty folder, or a run folder never checkpointed
-            check_output(out, "train", inputs=[cfg["data"], cfg["init_from"],
-                                               cfg["finetune_from"]], overwrite=True)
-        os.makedirs(out, exist_ok=True)
-        if output_kind(out) is None:
-            mark_output(out, "train")
-        write_config(cfg, meta or {}, os.path.join(out, "config.yaml"))
+    found = _prepare_out(cfg, meta, resume, rank, ckpt_root)
     manifest = read_manifest(cfg["data"])
     ctx = contexts(parse_devices(cfg["devices"]))
     if local["batch_size"] < len(ctx):
