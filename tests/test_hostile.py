@@ -165,3 +165,35 @@ def photo_folder(photos, tmp_path_factory):
     for name, image in list(photos.items())[:3]:
         cv2.imwrite(str(root / (name + ".jpg")), cv2.resize(image, (48, 40))[:, :, ::-1])
     return str(root)
+
+
+@pytest.mark.parametrize("args,expect", [
+    (["--kvstore", "dist_sync"], "runs under vgg launch"),
+    (["--lr", "inf"], "lr must be a finite number"),
+    (["--lr", "nan"], "lr must be a finite number"),
+    (["--workers", "-1"], "workers must be >= 0"),
+    (["--devices", "cpu:99"], "cpu:99 requested, but this process may use"),
+    (["--scale", "10000000"], "Smax <= 4096"),
+])
+def test_train_options_that_are_refused(digits, tmp_path, args, expect):
+    out = tmp_path / "run"
+    refused(["train", "--net", "A", "--data", digits, "--out", out] + args, digits, tmp_path,
+            expect=expect)
+    assert not out.exists() or not [n for n in os.listdir(out) if n.endswith(".params")]
+
+
+@pytest.mark.parametrize("scales", ["10000000", "256,5000"])
+def test_scales_have_an_upper_bound(params, digits, tmp_path, scales):
+    message = refused(["eval", "--params", params, "--data", os.path.join(digits, "val.rec"),
+                       "--scales", scales, "--out", tmp_path / "e"], digits, expect="above")
+    assert "4096" in message
+
+
+def test_launch_of_a_missing_program_is_one_line(tmp_path):
+    import subprocess
+    import sys
+    done = subprocess.run([sys.executable, "-m", "vggcli", "launch", "-n", "1", "--",
+                           "/nonexistent/program"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1] == (
+        "Error: program /nonexistent/program not found (or not executable): nothing to launch")

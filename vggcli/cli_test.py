@@ -16,7 +16,8 @@ from .cli import DEVICES, MEAN, NET, SCALES, cli, dtype_option, overwrite_option
 @click.option("--images", type=click.Path(file_okay=False), default=None,
               help="A folder of unlabelled images: print each one's top-5 classes.")
 @click.option("--scales", type=SCALES, default=None,
-              help="Test scales Q (smaller image side), e.g. 256,384,512. Default: the "
+              help="Test scales Q (smaller image side, at most 4096), e.g. 256,384,512. "
+                   "Default: the "
                    "training scale S, or 384 for jittered S.")
 @click.option("--mode", type=click.Choice(["dense", "multicrop", "both"]), default="dense",
               show_default=True, help="Dense (fully convolutional) testing, 50 crops per "
@@ -110,7 +111,7 @@ def fuse(folders, out_dir, overwrite):
 @click.option("--layer", default="fc7", show_default=True,
               help="Tap: fc7 (the paper), fc6, fc8, pool5, conv5_3, ...")
 @click.option("--scales", type=SCALES, default="256,384,512", show_default=True,
-              help="Test scales Q.")
+              help="Test scales Q (smaller image side, at most 4096).")
 @click.option("--aggregate", type=click.Choice(["mean", "stack"]), default="mean",
               show_default=True, help="Average the scales' descriptors or concatenate them.")
 @click.option("--no-flip", is_flag=True, help="Do not average in the flipped image.")

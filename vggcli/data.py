@@ -35,10 +35,13 @@ PCA_STD = 0.1
 class Scale:
     """Training scale S: fixed (``256``) or jittered (``256:512``)."""
 
+    MAX = 4096  # as vgg eval's largest test scale
+
     def __init__(self, low, high=None):
         self.low, self.high = int(low), int(high if high is not None else low)
-        if self.low < 1 or self.high < self.low:
-            raise VggError("scale must be S or Smin:Smax with 0 < Smin <= Smax, got %s" % self)
+        if self.low < 1 or self.high < self.low or self.high > self.MAX:
+            raise VggError("scale must be S or Smin:Smax with 0 < Smin <= Smax <= %d, got %s"
+                           % (self.MAX, self))
 
     @classmethod
     def parse(cls, text):

@@ -41,6 +41,11 @@ def contexts(devices):
                     " (is the mxnet-cu112 build installed? make install EXTRA=cu112)"))
             found.append(mx.gpu(index))
         else:
+            from data_tools.common import available_cores
+            if index >= available_cores():
+                raise VggError("cpu:%d requested, but this process may use %d core(s) "
+                               "(cpu:0-%d)" % (index, available_cores(),
+                                               available_cores() - 1))
             found.append(mx.cpu(index))
     return found
 
@@ -52,6 +57,12 @@ def default_kvstore(devices):
 
 
 def check_kvstore(name):
+    """A known kvstore; a ``dist_*`` one only inside a job ``vgg launch`` started (ps-lite
+    would otherwise wait for a scheduler that does not exist)."""
+    import os
     if name not in KVSTORES:
         raise VggError("unknown kvstore %r; valid: %s" % (name, ", ".join(KVSTORES)))
+    if name.startswith("dist") and "DMLC_ROLE" not in os.environ:
+        raise VggError("--kvstore %s runs under vgg launch, which starts the scheduler and "
+                       "servers: vgg launch -n 2 -- vgg train --kvstore %s ..." % (name, name))
     return name

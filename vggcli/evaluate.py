@@ -82,8 +82,11 @@ def softmax(x):
     return scipy_softmax(x, axis=1)
 
 
+MAX_SCALE = 4096  # Q above this rescales a 4:3 image past 22 M pixels per copy
+
+
 def parse_scales(text):
-    """'256,384,512' -> [256, 384, 512]; VggError unless positive integers."""
+    """'256,384,512' -> [256, 384, 512]; VggError unless integers in 1..MAX_SCALE."""
     try:
         scales = [int(part) for part in str(text).split(",") if part.strip()]
     except ValueError:
@@ -92,6 +95,9 @@ def parse_scales(text):
     if not scales or any(q <= 0 for q in scales):
         raise VggError("scales must be positive integers separated by commas, got %r"
                        % (text,))
+    if max(scales) > MAX_SCALE:
+        raise VggError("scale %d is above %d, the largest test scale vgg accepts"
+                       % (max(scales), MAX_SCALE))
     return scales
 
 

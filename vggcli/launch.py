@@ -19,6 +19,7 @@ interface (servers unpickle what workers send them).
 import os
 import shlex
 import signal
+import shutil
 import socket
 import subprocess
 import sys
@@ -198,6 +199,9 @@ def launch(command, workers, servers=None, launcher="local", hosts_file=None, in
         command = [sys.executable, "-m", "vggcli"] + list(command[1:])
     if launcher not in ("local", "ssh"):
         raise VggError("launcher must be local or ssh, got %r" % launcher)
+    if launcher == "local" and shutil.which(command[0]) is None:
+        raise VggError("program %s not found (or not executable): nothing to launch"
+                       % command[0])
     hosts = read_hosts(hosts_file) if hosts_file else None
     scheduler_host = LOOPBACK if launcher == "local" else socket.gethostbyname(
         socket.gethostname())

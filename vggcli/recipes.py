@@ -3,6 +3,7 @@ Table 3 row, in ``recipes/``) override them, command-line flags override both.
 Unknown keys and bad values are errors; the resolved configuration is saved
 next to the checkpoints as ``config.yaml``.
 """
+import math
 import os
 import sys
 
@@ -83,13 +84,18 @@ def validate(config, where="config"):
     for key in ("crop_size", "batch_size", "epochs", "keep", "log_every", "fc_width"):
         if key in out and out[key] is not None and out[key] < 1:
             raise VggError("%s: %s must be >= 1, got %r" % (where, key, out[key]))
+    for key, value in out.items():
+        if key in FIELDS and FIELDS[key][1] is float and value is not None \
+                and not math.isfinite(value):
+            raise VggError("%s: %s must be a finite number, got %r" % (where, key, value))
     for key in ("lr", "width_mult", "init_std"):
         if key in out and out[key] is not None and not out[key] > 0:
             raise VggError("%s: %s must be > 0, got %r" % (where, key, out[key]))
     for key in ("momentum", "dropout"):
         if key in out and out[key] is not None and not 0 <= out[key] < 1:
             raise VggError("%s: %s must be in [0, 1), got %r" % (where, key, out[key]))
-    for key in ("wd", "patience", "max_reductions", "checkpoint_every", "pca_std", "seed"):
+    for key in ("wd", "patience", "max_reductions", "checkpoint_every", "pca_std", "seed",
+                "workers", "val_scale"):
         if key in out and out[key] is not None and out[key] < 0:
             raise VggError("%s: %s must be >= 0, got %r" % (where, key, out[key]))
     for key, allowed in CHOICES.items():

@@ -176,7 +176,6 @@ def setup(cfg, meta=None, resume=False, progress=True):
                        % (cfg["batch_size"], workers))
     local = dict(cfg, batch_size=cfg["batch_size"] // workers)
     out, ckpt_root = cfg["out"], os.path.join(cfg["out"], "checkpoints")
-    found = _prepare_out(cfg, meta, resume, rank, ckpt_root)
     manifest = read_manifest(cfg["data"])
     ctx = contexts(parse_devices(cfg["devices"]))
     if local["batch_size"] < len(ctx):
@@ -186,6 +185,7 @@ def setup(cfg, meta=None, resume=False, progress=True):
     if dtype == "float16" and dist:
         raise VggError("--dtype float16 with a dist kvstore: AMP's loss scaling needs the "
                        "update on the workers, which dist_sync does not do here")
+    found = _prepare_out(cfg, meta, resume, rank, ckpt_root)  # written once all is checked
     precision.start_mixed_precision(dtype)  # before the net is built
     schedule = PlateauSchedule(cfg["lr"], patience=cfg["patience"],
                                max_reductions=cfg["max_reductions"])
