@@ -197,3 +197,45 @@ def test_launch_of_a_missing_program_is_one_line(tmp_path):
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert done.stderr.strip().splitlines()[-1] == (
         "Error: program /nonexistent/program not found (or not executable): nothing to launch")
+
+
+@pytest.fixture
+def odd_folder(tmp_path, photos):
+    """A real photo under a Latin-1 name that is not UTF-8, a plain copy, and a FIFO."""
+    import cv2
+    root = tmp_path / "odd"
+    root.mkdir()
+    ok, jpeg = cv2.imencode(".jpg", cv2.resize(photos["coffee"], (48, 40))[:, :, ::-1])
+    with open(os.path.join(os.fsencode(str(root)), b"caf\xe9.jpg"), "wb") as f:
+        f.write(jpeg.tobytes())
+    (root / "plain.jpg").write_bytes(jpeg.tobytes())
+    os.mkfifo(str(root / "pipe.jpg"))
+    return root
+
+
+def test_odd_names_and_a_fifo_neither_crash_nor_hang(params, odd_folder, tmp_path):
+    """Names are bytes on Linux: the Latin-1 one is processed (shown with \\xNN escapes),
+    the FIFO is skipped with its reason; no signal death, no hang (timeout)."""
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    from vggcli.features import load_features
+    vgg = [sys.executable, "-m", "vggcli"]
+    out = tmp_path / "odd.npz"
+    done = subprocess.run(vgg + ["features", "--params", params, "--images", str(odd_folder),
+                                 "--scales", "36", "--out", str(out), "--quiet"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "skipped pipe.jpg: not a regular file" in done.stderr
+    x, _, ids, info = load_features(str(out))
+    assert ids == ["caf\\xe9.jpg", "plain.jpg"] and info["skipped"] == 1
+    np.testing.assert_array_equal(x[0], x[1])  # the same photo under both names
+    done = subprocess.run(vgg + ["eval", "--params", params, "--images", str(odd_folder),
+                                 "--scales", "36"], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    assert any(line.startswith(str(odd_folder / "caf\\xe9.jpg: ")) for line in lines)
+    assert str(odd_folder / "pipe.jpg") + ": skipped (not a regular file)" in lines

@@ -362,7 +362,7 @@ def predict_folder(net, folder, scales, mean_rgb, class_names=None, ctx=None, to
     """Top-``top`` classes of every image in ``folder`` (dense, multi-scale)."""
     import mxnet as mx
 
-    from .inference import FolderSource, check_scales
+    from .inference import FolderSource, check_scales, printable
 
     check_scales(scales, net.knobs["crop_size"])
     source = FolderSource(folder)
@@ -372,12 +372,12 @@ def predict_folder(net, folder, scales, mean_rgb, class_names=None, ctx=None, to
         try:
             image, _ = source.image(position)
         except VggError as err:
-            results.append(dict(path=path, error=str(err)))
+            results.append(dict(path=printable(path), error=str(err)))
             continue
         posterior = np.mean([evaluator.dense_posteriors([rescale_shorter_side(image, q)])[0]
                              for q in scales], axis=0)
         best = np.argsort(-posterior)[:top]
-        results.append(dict(path=path, top=[
+        results.append(dict(path=printable(path), top=[
             (int(c), class_names[c] if class_names and c < len(class_names) else str(c),
              float(posterior[c])) for c in best]))
     return results

@@ -125,10 +125,27 @@ def precision_label(int8_images, dtype):
 
 # --- images ---------------------------------------------------------------------------
 
+def printable(path):
+    """A path as text that can always be printed and stored: Linux names are bytes, and
+    those that are not UTF-8 keep their odd bytes as \\xNN escapes."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
 def decode(path):
-    """An RGB uint8 image, or VggError when OpenCV cannot decode the file."""
+    """An RGB uint8 image, or VggError saying why not (not a regular file, unreadable,
+    not an image). The bytes are read by Python, so any file name works (OpenCV's own
+    reader crashed on names that are not UTF-8) and a FIFO is never opened."""
+    import stat
+
     import cv2
-    image = cv2.imread(path, cv2.IMREAD_COLOR)
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise VggError("not a regular file")
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as err:
+        raise VggError("cannot read: %s" % err.strerror) from None
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if image is None:
         raise VggError("cannot decode")
     return image[:, :, ::-1]
@@ -164,7 +181,8 @@ class FolderSource:
 
     def __init__(self, folder):
         self.paths, self.labels, self.class_names = list_images(folder)
-        self.ids = [os.path.relpath(p, folder).replace(os.sep, "/") for p in self.paths]
+        self.ids = [printable(os.path.relpath(p, folder)).replace(os.sep, "/")
+                    for p in self.paths]
         self.labelled = self.labels is not None
 
     def __len__(self):
