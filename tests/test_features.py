@@ -188,3 +188,16 @@ def test_features_bad_input(trained_a, tmp_path, photo_folder):
     with pytest.raises(VggError, match="not a vgg features file"):
         (tmp_path / "junk.npz").write_bytes(b"junk")
         feat.load_features(str(tmp_path / "junk.npz"))
+
+
+def test_bfloat16_fallback_is_decided_and_said_once_for_several_nets(net, photo_folder,
+                                                                      tmp_path, capfd):
+    from vggcli import precision
+    if precision.prepare("bfloat16")[0] == "bfloat16":
+        pytest.skip("this CPU runs bfloat16: there is no fallback to report")
+    other = models.initialize(models.get_model("A", classes=7, width_mult=0.125, fc_width=24),
+                              seed=1)
+    info = feat.extract([net, other], "fc7", [224], str(tmp_path / "two"), images=photo_folder,
+                        means=[[110] * 3, [100] * 3], progress=False, dtype="bfloat16")
+    assert info["precision"] == "float32"
+    assert capfd.readouterr().err.count("note: bfloat16:") == 1

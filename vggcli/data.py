@@ -32,16 +32,17 @@ PCA_STD = 0.1
 
 
 
+MAX_SCALE = 4096  # S or Q above this rescales a 4:3 image past 22 M pixels per copy
+
+
 class Scale:
     """Training scale S: fixed (``256``) or jittered (``256:512``)."""
 
-    MAX = 4096  # as vgg eval's largest test scale
-
     def __init__(self, low, high=None):
         self.low, self.high = int(low), int(high if high is not None else low)
-        if self.low < 1 or self.high < self.low or self.high > self.MAX:
+        if self.low < 1 or self.high < self.low or self.high > MAX_SCALE:
             raise VggError("scale must be S or Smin:Smax with 0 < Smin <= Smax <= %d, got %s"
-                           % (self.MAX, self))
+                           % (MAX_SCALE, self))
 
     @classmethod
     def parse(cls, text):

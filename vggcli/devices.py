@@ -31,6 +31,9 @@ def parse_devices(text):
 
 def contexts(devices):
     import mxnet as mx
+
+    from data_tools.common import available_cores
+    cores = available_cores()
     found = []
     for kind, index in devices:
         if kind == "gpu":
@@ -41,11 +44,9 @@ def contexts(devices):
                     " (is the mxnet-cu112 build installed? make install EXTRA=cu112)"))
             found.append(mx.gpu(index))
         else:
-            from data_tools.common import available_cores
-            if index >= available_cores():
+            if index >= cores:
                 raise VggError("cpu:%d requested, but this process may use %d core(s) "
-                               "(cpu:0-%d)" % (index, available_cores(),
-                                               available_cores() - 1))
+                               "(cpu:0-%d)" % (index, cores, cores - 1))
             found.append(mx.cpu(index))
     return found
 

@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 
-from .data import rescale_shorter_side
+from .data import MAX_SCALE, rescale_shorter_side
 from .errors import VggError
 from .precision import resolve
 
@@ -80,9 +80,6 @@ def softmax(x):
     """Soft-max over classes (rows of scores)."""
     from scipy.special import softmax as scipy_softmax
     return scipy_softmax(x, axis=1)
-
-
-MAX_SCALE = 4096  # Q above this rescales a 4:3 image past 22 M pixels per copy
 
 
 def parse_scales(text):

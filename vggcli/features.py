@@ -60,14 +60,16 @@ def _describers(nets, means, layer, source, scales, ctx, flip, batch_size, int8_
 
     describers = []
     for net, mean in zip(nets, means):
-        used, calibration, check = fast_path_inputs(source, net.knobs["crop_size"],
-                                                    min(scales), mean, int8_images, dtype)
+        # after the first net dtype is the resolved one: a fallback is decided (and
+        # said) once
+        dtype, calibration, check = fast_path_inputs(source, net.knobs["crop_size"],
+                                                     min(scales), mean, int8_images, dtype)
         describers.append(Describer(net, layer, mean, ctx, flip=flip, batch_size=batch_size,
-                                    int8_calibration=calibration, dtype=used,
+                                    int8_calibration=calibration, dtype=dtype,
                                     fidelity_check=check))
     measured = [d.fidelity for d in describers if d.fidelity]
-    return describers, used, (min(measured, key=lambda f: f["cosine_mean"]) if measured
-                              else None)
+    return describers, dtype, (min(measured, key=lambda f: f["cosine_mean"]) if measured
+                               else None)
 
 
 def _descriptors(describers, images, scales, aggregate, l2, pool):

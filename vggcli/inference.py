@@ -29,10 +29,6 @@ class InferenceNet:
         self.net, self.ctx, self.mean_rgb = net, ctx, mean_rgb
         self.class_names, self.train_scale = class_names, train_scale
 
-    @property
-    def crop(self):
-        return self.net.knobs["crop_size"]
-
     def default_scales(self, path):
         """[Q]: the training scale S, or (Smin + Smax) / 2 for jittered S (§3.2)."""
         from .data import Scale
