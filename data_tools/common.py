@@ -11,6 +11,7 @@ output policy every command that writes follows:
   when complete; on any error the temporary is removed.
 """
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -28,6 +29,64 @@ class VggRuntimeError(VggError):
     """Work that started but could not finish (diverged, killed peer...). Exit code 1."""
 
     exit_code = 1
+
+
+# file-system errors that are the disk's or the path's, not a bug: one line, no traceback
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+NOT_WRITABLE = (errno.EROFS, errno.EACCES, errno.EPERM)
+
+
+def file_system_error(err):
+    """The one-line message and exit code for an OSError of the disk or the path
+    (full, read-only, no permission, I/O error), else None (a bug: let it show)."""
+    if not isinstance(err, OSError) or err.errno not in NO_SPACE + NOT_WRITABLE + (errno.EIO,):
+        return None
+    where = printable(err.filename) if err.filename is not None else "a file"
+    what = os.strerror(err.errno)
+    if err.errno in NO_SPACE:
+        return "cannot write %s: %s (%s); nothing complete-looking was left" % (
+            where, what, errno.errorcode[err.errno]), 1
+    if err.errno == errno.EIO:
+        return "input/output error on %s: the disk or file system is failing" % where, 1
+    return "cannot write %s: %s" % (where, what), 2
+
+
+def printable(path):
+    """A path as text that can always be printed and stored: Linux names are bytes, and
+    those that are not UTF-8 keep their odd bytes as \\xNN escapes."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+@contextlib.contextmanager
+def naming(path):
+    """Give an OSError raised inside without a file name (a failed flush or write)
+    the name ``path``, so its message says where."""
+    try:
+        yield
+    except OSError as err:
+        if err.filename is None:
+            err.filename = path
+        raise
+
+
+# Pillow's decompression-bomb limit: images that declare more pixels are skipped
+DEFAULT_MAX_PIXELS = 178956970
+MAX_PIXELS_VARIABLE = "VGG_MAX_PIXELS"  # set by ``vgg --max-pixels``; pack workers inherit it
+
+
+def max_pixels():
+    try:
+        return max(1, int(os.environ.get(MAX_PIXELS_VARIABLE, DEFAULT_MAX_PIXELS)))
+    except ValueError:
+        return DEFAULT_MAX_PIXELS
+
+
+def check_declared_size(width, height):
+    """Refuse (with the reason) an image whose header declares more than the limit."""
+    limit = max_pixels()
+    if width * height > limit:
+        raise VggError("declares %dx%d = %d pixels, over the limit of %d (vgg --max-pixels)"
+                       % (width, height, width * height, limit))
 
 
 def available_cores():
@@ -147,7 +206,8 @@ def atomic_output(path, folder=False, kind=None):
         if kind:
             mark_output(tmp, kind)
     try:
-        yield tmp
+        with naming(path):
+            yield tmp
         if folder and os.path.isdir(path) and not os.path.islink(path):
             shutil.rmtree(path)  # empty or our own output (checked above)
         os.replace(tmp, path)

@@ -7,6 +7,7 @@ half-grey image for them). Big JPEGs are decoded at a reduced DCT scale
 """
 import io
 import os
+import stat
 
 import numpy as np
 
@@ -27,7 +28,11 @@ def init_worker(max_short_side, quality):
 
 def read_bytes(kind, container, offset, size):
     if kind == "file":
-        with open(container, "rb") as f:
+        # non-blocking: opening a FIFO must not wait for a writer; only regular files
+        fd = os.open(container, os.O_RDONLY | os.O_NONBLOCK)
+        with open(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise BadImage("not a regular file (a FIFO, socket or device)")
             return f.read()
     handle = _handles.get(container)
     if handle is None:
@@ -57,17 +62,20 @@ def process_image(data, max_short_side, quality):
     import cv2
     from PIL import Image
 
+    from .common import VggError, check_declared_size
+    Image.MAX_IMAGE_PIXELS = None  # our limit (vgg --max-pixels) instead of Pillow's
     if not data:
         raise BadImage("zero-byte file")
     try:
         image = Image.open(io.BytesIO(data))
+        check_declared_size(*image.size)
         source_format, source_mode = image.format, image.mode
         width, height = target_size(image.width, image.height, max_short_side)
         if source_format == "JPEG" and (width, height) != image.size:
             # decode at 1/2, 1/4 or 1/8 scale if the result stays >= the target
             image.draft("RGB", (width, height))
         image = image.convert("RGB")  # decodes the whole file: raises if truncated
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, VggError) as err:
         raise BadImage(_first_line(err) or type(err).__name__) from None
     pixels = np.asarray(image)
     if (pixels.shape[1], pixels.shape[0]) != (width, height):

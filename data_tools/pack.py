@@ -28,8 +28,8 @@ from collections import OrderedDict
 
 import numpy as np
 
-from .common import (VggError, available_cores, check_output, check_overlap, mark_output,
-                     output_kind, write_text_atomic)
+from .common import (NO_SPACE, VggError, VggRuntimeError, available_cores, check_output,
+                     check_overlap, mark_output, output_kind, printable, write_text_atomic)
 
 from .encode import encode_task, init_worker
 from .recordio import IR_HEADER, RecordWriter
@@ -83,8 +83,10 @@ def order_items(items, split, settings):
 
 
 def _write_plan(path, items):
-    lines = ["%d\t%d\t%s\t%s\t%d\t%d\t%s\n" % (pos, it.label, it.kind, it.container, it.offset,
-                                               it.size, it.ident)
+    # paths as JSON strings: a name may hold tabs, newlines or bytes that are not UTF-8
+    # (os.fsdecode's surrogates, which json escapes as \udcNN and restores)
+    lines = ["%d\t%d\t%s\t%d\t%d\t%s\n" % (pos, it.label, it.kind, it.offset, it.size,
+                                          json.dumps([it.container, it.ident]))
              for pos, it in enumerate(items)]
     write_text_atomic(path, "".join(lines))
 
@@ -94,8 +96,19 @@ def _read_plan(path, start):
         for number, line in enumerate(f):
             if number < start:
                 continue
-            pos, label, kind, container, offset, size, ident = line.rstrip("\n").split("\t", 6)
-            yield (int(pos), int(label), kind, container, int(offset), int(size), ident)
+            try:
+                pos, label, kind, offset, size, names = line.rstrip("\n").split("\t", 5)
+                container, ident = json.loads(names)
+                task = (int(pos), int(label), kind, container, int(offset), int(size), ident)
+            except ValueError:
+                raise VggError("%s line %d is damaged (or from another vgg version): pack "
+                               "again with --overwrite" % (path, number + 1)) from None
+            yield task
+
+
+class _NoSettings:
+    def as_dict(self):
+        return {}
 
 
 class _SplitState:
@@ -109,8 +122,15 @@ class _SplitState:
     @classmethod
     def load(cls, path):
         state = cls.__new__(cls)
-        with open(path) as f:
-            state.data = json.load(f)
+        try:
+            with open(path) as f:
+                state.data = json.load(f)
+            missing = set(cls(0, 0, _NoSettings()).data) - set(state.data)
+        except (ValueError, TypeError):
+            missing = ["valid JSON"]
+        if missing:
+            raise VggError("pack state %s is damaged (no %s): pack again with --overwrite"
+                           % (path, ", ".join(sorted(missing))))
         return state
 
     def save(self, path):
@@ -267,6 +287,25 @@ def pack(splits, classes, out_dir, settings, source, refused=(), workers=None, r
         ("splits", OrderedDict()),
     ])
     workers = workers or available_cores()
+    try:
+        _pack_splits(splits, classes, out_dir, settings, workers, resume, checkpoint_every,
+                     progress, manifest)
+    except OSError as err:
+        if err.errno not in NO_SPACE:
+            raise
+        raise VggRuntimeError("cannot write %s: %s; the packed part is kept: free space and "
+                              "rerun with --resume" % (printable(err.filename or out_dir),
+                                                       os.strerror(err.errno))) from None
+    if "train" in manifest["splits"]:
+        manifest["mean_rgb"] = manifest["splits"]["train"]["mean_rgb"]
+    write_text_atomic(os.path.join(out_dir, "manifest.json"), json.dumps(manifest, indent=1))
+    for name in splits:
+        os.remove(_paths(out_dir, name)["done"])
+    return manifest
+
+
+def _pack_splits(splits, classes, out_dir, settings, workers, resume, checkpoint_every,
+                 progress, manifest):
     with worker_pool(settings, workers) as pool:
         for name, items in splits.items():
             done_path = _paths(out_dir, name)["done"]
@@ -280,12 +319,6 @@ def pack(splits, classes, out_dir, settings, source, refused=(), workers=None, r
                                    progress=progress)
                 write_text_atomic(done_path, json.dumps(entry))
             manifest["splits"][name] = entry
-    if "train" in manifest["splits"]:
-        manifest["mean_rgb"] = manifest["splits"]["train"]["mean_rgb"]
-    write_text_atomic(os.path.join(out_dir, "manifest.json"), json.dumps(manifest, indent=1))
-    for name in splits:
-        os.remove(_paths(out_dir, name)["done"])
-    return manifest
 
 
 def skipped_count(manifest):

@@ -13,7 +13,7 @@ import posixpath
 import tarfile
 from collections import namedtuple
 
-from .common import VggError
+from .common import VggError, printable
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
 
@@ -84,10 +84,11 @@ def folder_items(root, classes, where=None):
     for entry in sorted(os.scandir(root), key=lambda e: e.name):
         if not entry.is_dir():
             continue
-        label = classes.label(entry.name, where or root)
+        label = classes.label(printable(entry.name), where or root)
         for path in _walk_images(entry.path):
+            # ids are text: a name that is not UTF-8 keeps its odd bytes as \xNN
             items.append(Item(label, "file", path, 0, 0,
-                              os.path.relpath(path, root).replace(os.sep, "/")))
+                              printable(os.path.relpath(path, root).replace(os.sep, "/"))))
     return items
 
 
@@ -103,7 +104,7 @@ def class_folders(root):
     """Sorted sub-folder names (empty ones included)."""
     if not os.path.isdir(root):
         raise VggError("%s is not a folder" % root)
-    names = sorted(e.name for e in os.scandir(root) if e.is_dir())
+    names = sorted(printable(e.name) for e in os.scandir(root) if e.is_dir())
     if not names:
         raise VggError("%s has no class folders" % root)
     return names
@@ -115,7 +116,7 @@ def flat_items(root, label_of):
     for name in sorted(os.listdir(root)):
         path = os.path.join(root, name)
         if os.path.isfile(path) and _is_image(name):
-            items.append(Item(label_of(name), "file", path, 0, 0, name))
+            items.append(Item(label_of(printable(name)), "file", path, 0, 0, printable(name)))
     return items
 
 

@@ -16,6 +16,8 @@ import json
 import os
 import shutil
 
+from data_tools.common import naming
+
 from .errors import VggError
 
 FILES = ("weights.params", "optimizer.nd", "state.json")
@@ -49,6 +51,23 @@ def save(root, epoch, batch, write_weights, write_optimizer, state, keep=3):
     # checksummed before the folder is renamed, and old checkpoints are pruned after
     tmp = os.path.join(root, ".tmp-%s-%d" % (name, os.getpid()))
     shutil.rmtree(tmp, ignore_errors=True)
+    final = os.path.join(root, name)
+    try:
+        with naming(final):
+            _write(tmp, write_weights, write_optimizer, state)
+    except BaseException:  # a full disk, a signal: no half-written checkpoint stays
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if os.path.exists(final):
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    _fsync_dir(root)
+    for old in list_checkpoints(root)[:-keep]:
+        shutil.rmtree(os.path.join(root, old), ignore_errors=True)
+    return final
+
+
+def _write(tmp, write_weights, write_optimizer, state):
     os.makedirs(tmp)
     write_weights(os.path.join(tmp, "weights.params"))
     write_optimizer(os.path.join(tmp, "optimizer.nd"))
@@ -64,14 +83,6 @@ def save(root, epoch, batch, write_weights, write_optimizer, state, keep=3):
         json.dump(sums, f, indent=1)
         f.flush()
         os.fsync(f.fileno())
-    final = os.path.join(root, name)
-    if os.path.exists(final):
-        shutil.rmtree(final)
-    os.replace(tmp, final)
-    _fsync_dir(root)
-    for old in list_checkpoints(root)[:-keep]:
-        shutil.rmtree(os.path.join(root, old), ignore_errors=True)
-    return final
 
 
 def list_checkpoints(root):

@@ -15,6 +15,8 @@ import click
 
 from . import __version__
 from . import configure
+from data_tools.common import DEFAULT_MAX_PIXELS, MAX_PIXELS_VARIABLE, file_system_error
+
 from .errors import VggError
 from .configs import CONFIGS, canonical_name
 from .precision import DTYPES
@@ -34,6 +36,11 @@ class VggGroup(click.Group):
             return super().invoke(ctx)
         except VggError as err:
             raise CliError(str(err), err.exit_code) from None
+        except OSError as err:  # a full or read-only disk, no permission: not a bug
+            known = file_system_error(err)
+            if known is None:
+                raise
+            raise CliError(*known) from None
 
 
 class Parsed(click.ParamType):
@@ -92,7 +99,11 @@ MEAN = Parsed("R,G,B", _mean)
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="CPU threads for MXNet's operators. Default: $OMP_NUM_THREADS if set, "
                    "else every core this process may use (MXNet alone would use one).")
-def cli(threads):
+@click.option("--max-pixels", type=click.IntRange(min=1), default=None,
+              help="Skip (or refuse) images whose header declares more pixels than this, "
+                   "before decoding. Default: %d (Pillow's decompression-bomb limit)."
+                   % DEFAULT_MAX_PIXELS)
+def cli(threads, max_pixels):
     """Very deep convolutional networks (Simonyan & Zisserman, ICLR 2015), one command per step.
 
     \b
@@ -101,6 +112,11 @@ def cli(threads):
         vgg nets --net D --width-mult 0.25 --crop-size 64 --classes 10
     """
     configure(threads)
+    if max_pixels is not None:  # an environment variable: pack's workers inherit it
+        os.environ[MAX_PIXELS_VARIABLE] = str(max_pixels)
+    # the same limit for formats only OpenCV reads (read when it first decodes)
+    os.environ["OPENCV_IO_MAX_IMAGE_PIXELS"] = os.environ.get(MAX_PIXELS_VARIABLE,
+                                                              str(DEFAULT_MAX_PIXELS))
 
 
 @cli.command()

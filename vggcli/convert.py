@@ -79,13 +79,8 @@ def _classes_of(fcs, where):
 
 def read_gluoncv(path):
     """GluonCV model-zoo params (features.N.weight ..., output.weight)."""
-    import mxnet as mx
-    try:
-        arrays = mx.nd.load(path)
-    except mx.base.MXNetError as err:
-        raise VggError("cannot read GluonCV params %s: %s" % (
-            path, str(err).strip().splitlines()[0] if str(err).strip() else "unreadable")) \
-            from None
+    from .ndfile import load
+    arrays = load(path, "GluonCV params")
     if not isinstance(arrays, dict):
         raise VggError("%s is not a GluonCV parameter file" % path)
     if any("batchnorm" in k or "running_mean" in k for k in arrays):

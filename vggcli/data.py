@@ -33,6 +33,7 @@ PCA_STD = 0.1
 
 
 MAX_SCALE = 4096  # S or Q above this rescales a 4:3 image past 22 M pixels per copy
+MAX_RESCALED_SIDE = 2 * MAX_SCALE  # no rescaled image is longer (extreme aspect ratios)
 
 
 class Scale:
@@ -71,6 +72,17 @@ class Scale:
         return str(self.low) if not self.jittered else "%d:%d" % (self.low, self.high)
 
 
+def check_rescalable(image, side):
+    """Refuse an image whose rescale to shorter side ``side`` would be longer than
+    MAX_RESCALED_SIDE (an extreme aspect ratio: 16x12000 at 256 is 256x192000)."""
+    h, w = image.shape[:2]
+    longer = int(round(max(h, w) * side / max(1, min(h, w))))
+    if longer > MAX_RESCALED_SIDE:
+        raise VggError("its %dx%d pixels rescaled to %d would be %d long, over the %d-pixel "
+                       "limit (extreme aspect ratio)" % (w, h, side, longer,
+                                                         MAX_RESCALED_SIDE))
+
+
 def rescale_shorter_side(image, side):
     """Isotropic rescale so that min(height, width) == side."""
     import cv2
@@ -81,6 +93,7 @@ def rescale_shorter_side(image, side):
         size = (max(side, int(round(w * side / h))), side)
     else:
         size = (side, max(side, int(round(h * side / w))))
+    check_rescalable(image, side)
     shrinking = size[0] < w
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA if shrinking
                       else cv2.INTER_LINEAR)
@@ -171,16 +184,20 @@ class RecordImages:
 
     def image(self, position):
         """(RGB uint8 image, label)."""
-        import cv2
+        from .inference import decode_bytes
         payload = self.raw(position)
         flag, label, _, _ = IR_HEADER.unpack_from(payload)
-        label = int(label)
         start = IR_HEADER.size + 4 * flag
-        image = cv2.imdecode(np.frombuffer(payload, np.uint8, offset=start), cv2.IMREAD_COLOR)
-        if image is None:
-            raise VggError("%s: record %d does not decode as an image" % (self.rec_path,
-                                                                           position))
-        return image[:, :, ::-1], label
+        if not np.isfinite(label) or label != int(label) or label < 0 or \
+                start > len(payload):
+            raise VggError("%s: record %d has a damaged header (label %r, %d extra labels "
+                           "in %d bytes)" % (self.rec_path, position, label, flag,
+                                             len(payload)))
+        try:
+            image = decode_bytes(payload, start)
+        except VggError as err:
+            raise VggError("%s: record %d: %s" % (self.rec_path, position, err)) from None
+        return image, int(label)
 
 
 class TrainTransform:

@@ -140,6 +140,7 @@ def _score_all(evaluator, source, count, scales, modes, parts, labels, window, p
     from tqdm import tqdm
 
     from ._env import available_cores
+    from .data import check_rescalable
     from .inference import by_shape, rescaled
 
     bar = tqdm(total=count, desc="eval", unit="img", disable=not progress, leave=False)
@@ -147,6 +148,11 @@ def _score_all(evaluator, source, count, scales, modes, parts, labels, window, p
     try:
         for start in range(0, count, window):
             decoded = list(pool.map(source.image, range(start, min(count, start + window))))
+            for i, (image, _) in enumerate(decoded):
+                try:
+                    check_rescalable(image, max(scales))
+                except VggError as err:
+                    raise VggError("image %s: %s" % (source.ids[start + i], err)) from None
             labels[start:start + len(decoded)] = [label for _, label in decoded]
             for q in scales:
                 resized = rescaled([image for image, _ in decoded], q, pool)
@@ -200,7 +206,8 @@ def evaluate(net, data, out_dir, scales, mode="dense", flip=True, batch_size=32,
 
     from data_tools.common import atomic_output, check_output
 
-    from .inference import RecordSource, check_scales, fast_path_inputs, precision_label
+    from .inference import (RecordSource, check_scales, fast_path_inputs, precision_label,
+                            reserved_memmap)
 
     if mode not in MODES:
         raise VggError("mode must be one of %s, got %r" % (", ".join(MODES), mode))
@@ -224,16 +231,14 @@ def evaluate(net, data, out_dir, scales, mode="dense", flip=True, batch_size=32,
     modes = ("dense", "multicrop") if mode == "both" else (mode,)
     classes = net.knobs["classes"]
     with atomic_output(out_dir, folder=True, kind="eval") as tmp:
-        parts = {(m, q): np.lib.format.open_memmap(
-            os.path.join(tmp, "scores-%s-Q%d.npy" % (m, q)), mode="w+", dtype=np.float32,
-            shape=(count, classes)) for m in modes for q in scales}
+        parts = {(m, q): reserved_memmap(os.path.join(tmp, "scores-%s-Q%d.npy" % (m, q)),
+                                         (count, classes), out_dir) for m in modes for q in scales}
         labels = np.zeros(count, dtype=np.int64)
         started = time.time()
         _score_all(evaluator, source, count, scales, modes, parts, labels,
                    max(batch_size, 64), progress, workers)
         seconds = time.time() - started
-        final = np.lib.format.open_memmap(os.path.join(tmp, "scores.npy"), mode="w+",
-                                          dtype=np.float32, shape=(count, classes))
+        final = reserved_memmap(os.path.join(tmp, "scores.npy"), (count, classes), out_dir)
         rows, errors = _rows(parts, labels, modes, scales, mode, final)
         for array in list(parts.values()) + [final]:
             array.flush()
@@ -315,10 +320,10 @@ def fuse(folders, out_dir, overwrite=False):
                                                               folder, scores.shape[1]))
     from data_tools.common import atomic_output
 
+    from .inference import reserved_memmap
     members = [r for _, _, _, r in loaded]
     with atomic_output(out_dir, folder=True, kind="fuse") as tmp:
-        fused = np.lib.format.open_memmap(os.path.join(tmp, "scores.npy"), mode="w+",
-                                          dtype=np.float32, shape=scores0.shape)
+        fused = reserved_memmap(os.path.join(tmp, "scores.npy"), scores0.shape, out_dir)
         errors = errors_of_mean([scores for scores, _, _, _ in loaded], labels0, out=fused)
         fused.flush()
         del fused
@@ -359,6 +364,7 @@ def predict_folder(net, folder, scales, mean_rgb, class_names=None, ctx=None, to
     """Top-``top`` classes of every image in ``folder`` (dense, multi-scale)."""
     import mxnet as mx
 
+    from .data import check_rescalable
     from .inference import FolderSource, check_scales, printable
 
     check_scales(scales, net.knobs["crop_size"])
@@ -368,6 +374,7 @@ def predict_folder(net, folder, scales, mean_rgb, class_names=None, ctx=None, to
     for position, path in enumerate(source.paths):
         try:
             image, _ = source.image(position)
+            check_rescalable(image, max(scales))
         except VggError as err:
             results.append(dict(path=printable(path), error=str(err)))
             continue

@@ -101,9 +101,13 @@ def _describe_all(describers, source, features, labels, scales, aggregate, l2, w
 
     from ._env import available_cores
 
+    from .data import check_rescalable
+
     def load(position):
         try:
-            return source.image(position)
+            image, label = source.image(position)
+            check_rescalable(image, max(scales))
+            return image, label
         except VggError as err:
             return err
 
@@ -153,7 +157,7 @@ def extract(nets, layer, scales, out_path, images=None, data=None, aggregate="me
 
     from data_tools.common import atomic_output, check_output, scratch_folder
 
-    from .inference import FolderSource, RecordSource, check_scales
+    from .inference import FolderSource, RecordSource, check_scales, reserved_memmap
 
     if aggregate not in AGGREGATES:
         raise VggError("aggregate must be mean or stack, got %r" % (aggregate,))
@@ -172,8 +176,7 @@ def extract(nets, layer, scales, out_path, images=None, data=None, aggregate="me
     count = len(source)
     started = time.time()
     with scratch_folder(out_path) as rows_dir:
-        features = np.lib.format.open_memmap(os.path.join(rows_dir, "features.npy"),
-                                             mode="w+", dtype=np.float32, shape=(count, dims))
+        features = reserved_memmap(os.path.join(rows_dir, "features.npy"), (count, dims), out_path)
         labels = np.full(count, -1, dtype=np.int64)
         ids, skipped = _describe_all(describers, source, features, labels, scales, aggregate,
                                      l2, window, progress)

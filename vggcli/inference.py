@@ -16,6 +16,8 @@ import os
 
 import numpy as np
 
+from data_tools.common import printable  # noqa: F401  (re-exported)
+
 from .errors import VggError
 from .precision import resolve
 
@@ -121,10 +123,21 @@ def precision_label(int8_images, dtype):
 
 # --- images ---------------------------------------------------------------------------
 
-def printable(path):
-    """A path as text that can always be printed and stored: Linux names are bytes, and
-    those that are not UTF-8 keep their odd bytes as \\xNN escapes."""
-    return os.fsencode(path).decode("utf-8", "backslashreplace")
+def reserved_memmap(path, shape, shown, dtype=np.float32):
+    """A new .npy memmap of ``shape`` whose blocks are reserved on disk first: a memmap
+    over a sparse file turns a full disk into SIGBUS when a page is first written;
+    reserving makes it an ENOSPC error here, before any work. Errors name ``shown``
+    (the output this temporary file is for)."""
+    try:
+        array = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+        fd = os.open(path, os.O_RDWR)
+        try:
+            os.posix_fallocate(fd, 0, os.fstat(fd).st_size)
+        finally:
+            os.close(fd)
+    except OSError as err:
+        raise OSError(err.errno, os.strerror(err.errno), shown) from None
+    return array
 
 
 def decode(path):
@@ -133,7 +146,6 @@ def decode(path):
     reader crashed on names that are not UTF-8) and a FIFO is never opened."""
     import stat
 
-    import cv2
     try:
         if not stat.S_ISREG(os.stat(path).st_mode):
             raise VggError("not a regular file")
@@ -141,7 +153,32 @@ def decode(path):
             data = f.read()
     except OSError as err:
         raise VggError("cannot read: %s" % err.strerror) from None
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    return decode_bytes(data)
+
+
+def decode_bytes(data, offset=0):
+    """An RGB uint8 image from encoded bytes, or VggError: the size its header declares
+    is checked against the pixel limit before anything is decoded (an image bomb
+    would make OpenCV allocate gigabytes)."""
+    import io
+
+    import cv2
+    from PIL import Image
+
+    from data_tools.common import check_declared_size
+    Image.MAX_IMAGE_PIXELS = None  # our limit (vgg --max-pixels) instead of Pillow's
+    try:
+        with Image.open(io.BytesIO(memoryview(data)[offset:])) as header:  # reads the header only
+            width, height = header.size
+    except Exception:  # a format Pillow does not know: OpenCV's own limit still applies
+        width = height = 0
+    check_declared_size(width, height)
+    try:
+        image = cv2.imdecode(np.frombuffer(data, np.uint8, offset=offset), cv2.IMREAD_COLOR)
+    except cv2.error as err:
+        reason = "it declares more pixels than the limit (vgg --max-pixels)" if \
+            "MAX_IMAGE_PIXELS" in str(err) else str(err).strip().splitlines()[-1]
+        raise VggError("cannot decode: %s" % reason) from None
     if image is None:
         raise VggError("cannot decode")
     return image[:, :, ::-1]

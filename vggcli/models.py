@@ -3,7 +3,6 @@ from the table in ``vggcli.configs``; their dense (fully convolutional) form;
 initialisation; parameter files that know which net they belong to.
 """
 import json
-import os
 
 import mxnet as mx
 from mxnet.gluon import HybridBlock, nn
@@ -12,6 +11,7 @@ from data_tools.common import atomic_output
 
 from .configs import (CONFIGS, FC_NAMES, LRN_ALPHA, LRN_BETA, LRN_K, LRN_SIZE, STRIDE,
                       trunk_size, canonical_name, layer_table, list_models, multiply_adds)
+from . import ndfile
 from .errors import VggError
 
 __all__ = ["CONFIGS", "VGG", "DenseVGG", "dense_form", "get_model", "list_models",
@@ -274,19 +274,13 @@ def save_params(net, path, extra_meta=None):
     arrays[META_KEY] = mx.nd.array(bytearray(json.dumps(meta, sort_keys=True).encode()),
                                    dtype="uint8")
     with atomic_output(path) as tmp:
-        mx.nd.save(tmp, arrays)
+        ndfile.save(tmp, arrays, shown=path)
     return path
 
 
 def read_params(path):
     """(arrays, meta) from a parameter file; meta is {} for plain Gluon files."""
-    if not os.path.isfile(path):
-        raise VggError("params file %s does not exist" % path)
-    try:
-        arrays = mx.nd.load(path)
-    except mx.base.MXNetError as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else "unreadable"
-        raise VggError("cannot read params file %s: %s" % (path, first)) from None
+    arrays = ndfile.load(path)
     if not isinstance(arrays, dict):
         raise VggError("params file %s holds an unnamed array list, not a parameter dict"
                        % path)

@@ -18,6 +18,8 @@ import time
 
 import numpy as np
 
+from data_tools.common import naming
+
 from . import checkpoint
 from .errors import VggRuntimeError
 from .train_setup import setup
@@ -236,13 +238,14 @@ def train(cfg, meta=None, resume=False, progress=True):
     them with the optimizer, which restarts the momentum buffers there; for the
     same reason a distributed resume restores weights and schedule, not momentum.
     """
-    run = setup(cfg, meta, resume=resume, progress=progress)
-    try:
-        epochs = run_epochs(run, cfg["epochs"])
-    finally:
-        run.log.close()
-        plot_curves(run)
-    finish(run)
+    with naming(cfg["out"]):  # a failed write without a file name names the run folder
+        run = setup(cfg, meta, resume=resume, progress=progress)
+        try:
+            epochs = run_epochs(run, cfg["epochs"])
+        finally:
+            run.log.close()
+            plot_curves(run)
+        finish(run)
     return dict(epochs=epochs, iterations=run.iteration, best_val_top1_err=run.best,
                 seconds=time.time() - run.started, out=cfg["out"],
                 finished=run.schedule.finished, rank=run.rank, workers=run.workers)

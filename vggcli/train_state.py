@@ -51,12 +51,13 @@ def save_optimizer(trainer, net, path):
         state = states.get(index)
         if state is not None:
             arrays["momentum:" + name] = state.as_in_context(mx.cpu())
-    mx.nd.save(path, arrays)
+    from .ndfile import save
+    save(path, arrays)
 
 
 def load_optimizer(trainer, net, path):
-    import mxnet as mx
-    arrays = mx.nd.load(path)
+    from .ndfile import load
+    arrays = load(path, "optimizer state")
     names = _param_names(trainer, net)
     for updater, ctx in zip(trainer._updaters, trainer._contexts):
         for index, name in enumerate(names):
