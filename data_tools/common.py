@@ -235,3 +235,40 @@ def write_text_atomic(path, text):
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
+
+
+# --- reading files that may be damaged or hostile: one-line errors naming the file ---
+
+def read_json(path, what, required=()):
+    """A JSON object from ``path`` that has the ``required`` keys, else VggError."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except FileNotFoundError:
+        raise VggError("%s %s does not exist" % (what, printable(path))) from None
+    except (OSError, ValueError) as err:  # UnicodeDecodeError is a ValueError
+        raise VggError("%s %s is damaged: %s" % (what, printable(path), _first_line(err))) \
+            from None
+    if not isinstance(data, dict):
+        raise VggError("%s %s is damaged: a JSON object expected, found %s"
+                       % (what, printable(path), type(data).__name__))
+    missing = [key for key in required if key not in data]
+    if missing:
+        raise VggError("%s %s is damaged or from another version: no %s"
+                       % (what, printable(path), ", ".join(missing)))
+    return data
+
+
+def read_lines(path, what):
+    """The lines of a UTF-8 text file, else VggError (binary garbage, unreadable)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read().splitlines()
+    except (OSError, ValueError) as err:
+        raise VggError("%s %s is not readable text: %s" % (what, printable(path),
+                                                          _first_line(err))) from None
+
+
+def _first_line(err):
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__

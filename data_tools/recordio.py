@@ -13,7 +13,7 @@ image. ``tests/test_recordio.py`` checks our bytes equal MXNet's writer's.
 import os
 import struct
 
-from .common import VggError
+from .common import VggError, read_lines
 
 MAGIC = 0xCED7230A
 # MXNet's IRHeader before each image (mx.recordio.pack): flag uint32, label float32,
@@ -123,11 +123,10 @@ def read_record_at(handle, offset):
 def read_index(path):
     """[(key, offset)] from a .idx file (``key<TAB>offset`` lines), in file order."""
     entries = []
-    with open(path) as f:
-        for number, line in enumerate(f, 1):
-            fields = line.split()
-            if len(fields) != 2 or not all(v.isdigit() for v in fields):
-                raise VggError("%s line %d is not 'key<TAB>offset': %r"
-                               % (path, number, line.strip()[:60]))
-            entries.append((int(fields[0]), int(fields[1])))
+    for number, line in enumerate(read_lines(path, "record index"), 1):
+        fields = line.split()
+        if len(fields) != 2 or not all(v.isdigit() for v in fields):
+            raise VggError("%s line %d is not 'key<TAB>offset': %r"
+                           % (path, number, line.strip()[:60]))
+        entries.append((int(fields[0]), int(fields[1])))
     return entries

@@ -132,14 +132,28 @@ def _open_tar(path):
                        "by byte offset, so decompress it first" % (path, err)) from None
 
 
-def _tar_members(tar, where, refused):
-    """Regular file members of an open tar, with unsafe or odd ones refused."""
-    for member in tar:
+def _tar_members(tar, where, refused, size):
+    """Regular file members of an open tar of ``size`` bytes, with unsafe or odd ones
+    refused; a damaged or truncated tar yields what it holds before the damage, and
+    the damage is refused (listed) too."""
+    members = iter(tar)
+    while True:
+        try:
+            member = next(members)
+        except StopIteration:
+            return
+        except (tarfile.TarError, EOFError, OSError) as err:
+            refused.append(Refused(where, "tar is damaged after %d members (%s); the rest "
+                                   "is unreadable" % (len(tar.members), err)))
+            return
         reason = unsafe_member_reason(member.name)
         if reason:
             refused.append(Refused("%s:%s" % (where, member.name), reason))
         elif member.issym() or member.islnk():
             refused.append(Refused("%s:%s" % (where, member.name), "link in tar"))
+        elif member.isfile() and member.offset_data + member.size > size:
+            refused.append(Refused("%s:%s" % (where, member.name),
+                                   "tar is truncated inside this member"))
         elif member.isfile():
             yield member
 
@@ -148,7 +162,8 @@ def tar_images(path, label_of, refused):
     """Items for the images of a flat tar (``ILSVRC2012_img_val.tar``)."""
     items = []
     with _open_tar(path) as tar:
-        for member in _tar_members(tar, os.path.basename(path), refused):
+        for member in _tar_members(tar, os.path.basename(path), refused,
+                                   os.path.getsize(path)):
             name = posixpath.basename(member.name)
             if _is_image(name):
                 items.append(Item(label_of(name), "tar", path, member.offset_data,
@@ -163,7 +178,8 @@ def nested_tar_images(path, classes, refused):
     """
     items = []
     with _open_tar(path) as outer:
-        for member in _tar_members(outer, os.path.basename(path), refused):
+        # a truncated class tar still gives the images before the cut (checked inside)
+        for member in _tar_members(outer, os.path.basename(path), refused, float("inf")):
             if not member.name.endswith(".tar"):
                 continue
             wnid = posixpath.basename(member.name)[:-4]
@@ -175,7 +191,7 @@ def nested_tar_images(path, classes, refused):
                 refused.append(Refused(member.name, "unreadable class tar: %s" % err))
                 continue
             with inner:
-                for image in _tar_members(inner, member.name, refused):
+                for image in _tar_members(inner, member.name, refused, member.size):
                     if _is_image(image.name):
                         items.append(Item(label, "tar", path,
                                           member.offset_data + image.offset_data,

@@ -259,11 +259,22 @@ def test_plain_gluon_file_of_other_shape_is_refused(tmp_path):
 def test_damaged_params_file_is_a_clean_error(tmp_path):
     path = tmp_path / "t.params"
     models.save_params(models.initialize(models.get_model("A", **SMALL)), str(path))
-    path.write_bytes(path.read_bytes()[:1000])
-    with pytest.raises(VggError, match="cannot read params file .*t.params"):
+    whole = path.read_bytes()
+    path.write_bytes(whole[:1000])
+    with pytest.raises(VggError, match=r"t.params is damaged: array \d+ of shape .* \(truncated"):
         models.read_params(str(path))
     with pytest.raises(VggError, match="does not exist"):
         models.read_params(str(tmp_path / "missing.params"))
+    # a header that declares 2^40 floats is refused from its size, before MXNet allocates
+    import struct
+    first_dims = 8 + 8 + 8 + 4 + 4 + 4  # list header, count, array magic, stype, ndim
+    huge = whole[:first_dims] + struct.pack("<q", 1 << 40) + whole[first_dims + 8:]
+    path.write_bytes(huge)
+    with pytest.raises(VggError, match=r"declares 4398046511104 bytes|declares \d+ bytes"):
+        models.read_params(str(path))
+    path.write_bytes(b"\x12\x01" + b"\x00" * 14 + b"\xff" * 8)
+    with pytest.raises(VggError, match="more than its size allows"):
+        models.read_params(str(path))
 
 
 @pytest.mark.numerics

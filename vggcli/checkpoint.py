@@ -16,7 +16,7 @@ import json
 import os
 import shutil
 
-from data_tools.common import naming
+from data_tools.common import naming, read_json
 
 from .errors import VggError
 
@@ -112,8 +112,27 @@ def verify(folder):
         if sha256(path) != sums[file]["sha256"]:
             raise VggError("checkpoint file %s is damaged: its sha256 does not match "
                            "checksums.json" % path)
-    with open(os.path.join(folder, "state.json")) as f:
-        return json.load(f)
+    return _checked_state(os.path.join(folder, "state.json"))
+
+
+NUMBER = (int, float)
+STATE_TYPES = dict(epoch=int, batch=int, iteration=int, num_update=int, schedule=dict)
+SCHEDULE_TYPES = dict(lr=NUMBER, bad_epochs=int, reductions=int, finished=bool, factor=NUMBER,
+                      patience=int, max_reductions=int, min_delta=NUMBER)
+
+
+def _checked_state(path):
+    """state.json with every field training reads, of the right type (its checksum
+    only proves it is the file that was written, not that the writer was vgg)."""
+    state = read_json(path, "checkpoint state", STATE_TYPES)
+    schedule = state["schedule"]
+    wrong = [k for k, kind in STATE_TYPES.items() if not isinstance(state[k], kind)] + \
+        ["schedule." + k for k, kind in SCHEDULE_TYPES.items()
+         if not isinstance(schedule, dict) or not isinstance(schedule.get(k), kind)]
+    if wrong or any(state[k] < 0 for k in ("epoch", "batch", "iteration", "num_update")):
+        raise VggError("checkpoint state %s is damaged: %s" % (
+            path, "wrong or missing " + ", ".join(wrong) if wrong else "a negative counter"))
+    return state
 
 
 def latest(root):

@@ -28,8 +28,8 @@ def _ordered_layers(arrays, where):
     whose keys end in .weight/.bias and contain a layer index."""
     import re
 
-    def order(key):
-        return [int(n) if n.isdigit() else n for n in re.split(r"[._]", key)]
+    def order(key):  # natural order: conv10 after conv9 (old GluonCV names), 10 after 9
+        return [int(n) if n.isdigit() else n for n in re.split(r"(\d+)", key)]
 
     weights = sorted((k for k in arrays if k.endswith("weight")), key=order)
     convs, fcs = [], []
@@ -94,6 +94,18 @@ def read_gluoncv(path):
                             mean=list(TORCHVISION_MEAN), std=list(TORCHVISION_STD))
 
 
+def _torch_reason(err):
+    """torch.load's failure in a few words. Its text also advises retrying with
+    weights_only=False: that would run code from the file, so it is never repeated."""
+    import re
+    text = " ".join(str(err).split())
+    found = re.search(r"WeightsUnpickler error: (.*?)(?: Check the documentation|$)", text)
+    if found:
+        return "torch's weights-only reader refused it (%s)" % found.group(1).strip()
+    sentences = [p for p in re.split(r"(?<=\.) ", text) if "weights_only" not in p]
+    return (" ".join(sentences) or type(err).__name__)[:200]
+
+
 def read_torchvision(path):
     """A torchvision state dict (.pth), loaded with torch's weights_only reader:
     pickled code is refused, never run."""
@@ -104,17 +116,29 @@ def read_torchvision(path):
                        % path) from None
     if not os.path.isfile(path):
         raise VggError("file %s does not exist" % path)
+    import warnings
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about pickle protocols on stderr
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises UnpicklingError, RuntimeError, EOFError...
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise VggError("cannot read %s as a weights-only state dict: %s" % (path, first[:300])) \
+        raise VggError("cannot read %s as a state dict of tensors: %s; vgg reads weights "
+                       "only and never runs code from a file" % (path, _torch_reason(err))) \
             from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"],
                                                                          dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(hasattr(v, "numpy") for v in state.values()):
         raise VggError("%s is not a state dict of tensors" % path)
+    odd = [k for k in state if not isinstance(k, str)]
+    if odd:
+        raise VggError("%s is not a torchvision state dict: it has keys that are not names "
+                       "(%r)" % (path, odd[0]))
+    others = sorted({k.split(".")[0] for k in state} - {"features", "classifier"})
+    if others:
+        kind = " (a ResNet?)" if any(k.startswith("layer1.") for k in state) else ""
+        raise VggError("%s is not a torchvision VGG%s: it has layers named %s; a VGG has "
+                       "only features.* and classifier.*" % (path, kind, ", ".join(others[:4])))
     if any("running_mean" in k for k in state):
         raise VggError("%s is a VGG with batch-norm (vgg*_bn); the paper's nets have none"
                        % path)
@@ -187,8 +211,13 @@ def _blob_array(blob, where):
         shape = tuple(blob.shape.dim)
     else:  # legacy 4-D num/channels/height/width
         shape = (blob.num, blob.channels, blob.height, blob.width)
+    if any(d < 0 for d in shape):
+        raise VggError("%s: a blob has a negative dimension %s" % (where, list(shape)))
+    count = 1
+    for d in shape:  # Python ints: no overflow
+        count *= int(d)
     data = np.asarray(blob.data, dtype=np.float32)
-    if int(np.prod(shape)) != data.size:
+    if count != data.size:
         raise VggError("%s: blob of shape %s holds %d values" % (where, shape, data.size))
     return data.reshape(shape)
 
@@ -299,6 +328,8 @@ def export(net, prefix, fmt="symbol", dense=False, input_size=None):
     if not dense and size != net.knobs["crop_size"]:
         raise VggError("the FC form takes %dx%d inputs only; use --dense for other sizes"
                        % (net.knobs["crop_size"], net.knobs["crop_size"]))
+    from .models import check_array_sizes
+    check_array_sizes(net, size)
     block = dense_form(net) if dense else net
     block.hybridize()
     block(mx.nd.zeros((1, 3, size, size)))

@@ -13,7 +13,6 @@ Workers return uint8 crops plus a per-image RGB offset (colour shift minus
 mean), so a batch crosses processes at a quarter of the float32 size and the
 float conversion happens on the training device.
 """
-import json
 import os
 
 import numpy as np
@@ -128,10 +127,15 @@ def read_manifest(data_dir):
     if not os.path.isfile(path):
         raise VggError("%s not found: --data must be a folder written by vgg pack or "
                        "vgg pack-imagenet" % path)
-    with open(path) as f:
-        manifest = json.load(f)
+    from data_tools.common import read_json
+    manifest = read_json(path, "pack manifest")
     if "mean_rgb" not in manifest:
         raise VggError("%s has no training mean RGB (was a train split packed?)" % path)
+    mean = manifest["mean_rgb"]
+    if not (isinstance(mean, list) and len(mean) == 3 and all(
+            isinstance(v, (int, float)) and 0 <= v <= 255 for v in mean)):
+        raise VggError("%s is damaged: mean_rgb must be three numbers in [0, 255], got %r"
+                       % (path, mean))
     return manifest
 
 

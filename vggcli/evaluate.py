@@ -279,6 +279,24 @@ def _write_reports(folder, report, title):
             title, report["images"], report.get("data") or "", precision, table))
 
 
+REPORT_KEYS = ("net", "scales", "mode", "images", "top1_error", "top5_error")
+
+
+def _load_array(path, ndim, kinds, mmap=False):
+    """A numeric .npy of ``ndim`` dimensions (no pickles), else a one-line VggError."""
+    try:
+        array = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else "unreadable"
+        raise VggError("%s is damaged or not a plain array file: %s" % (path, reason)) \
+            from None
+    if array.ndim != ndim or array.dtype.kind not in kinds:
+        raise VggError("%s holds a %d-D %s array; a %d-D %s array was expected"
+                       % (path, array.ndim, array.dtype, ndim,
+                          "float" if kinds == "f" else "integer"))
+    return array
+
+
 def load_scores(folder):
     """(scores memmap, labels, ids, report) of an eval output folder."""
     paths = {name: os.path.join(folder, name) for name in
@@ -286,12 +304,24 @@ def load_scores(folder):
     for path in paths.values():
         if not os.path.isfile(path):
             raise VggError("%s is not an eval output folder: %s is missing" % (folder, path))
-    scores = np.load(paths["scores.npy"], mmap_mode="r")
-    labels = np.load(paths["labels.npy"])
-    with open(paths["ids.txt"]) as f:
-        ids = f.read().splitlines()
-    with open(paths["report.json"]) as f:
-        report = json.load(f)
+    from data_tools.common import read_json, read_lines
+    scores = _load_array(paths["scores.npy"], 2, "f", mmap=True)
+    labels = _load_array(paths["labels.npy"], 1, "iu")
+    ids = read_lines(paths["ids.txt"], "image ids")
+    report = read_json(paths["report.json"], "eval report", REPORT_KEYS)
+    number = (int, float)
+    if not (isinstance(report["net"], str) and isinstance(report["mode"], str)
+            and isinstance(report["scales"], list)
+            and all(isinstance(q, int) for q in report["scales"])
+            and isinstance(report["top1_error"], number)
+            and isinstance(report["top5_error"], number)):
+        raise VggError("eval report %s is damaged: a field has the wrong type"
+                       % paths["report.json"])
+    if not np.all(np.isfinite(scores)):
+        raise VggError("%s holds scores that are not finite numbers" % paths["scores.npy"])
+    if len(labels) and (labels.min() < -1 or labels.max() >= scores.shape[1]):
+        raise VggError("%s holds labels outside [0, %d)" % (paths["labels.npy"],
+                                                            scores.shape[1]))
     if scores.shape[0] != len(labels) or len(ids) != len(labels):
         raise VggError("%s is inconsistent: %d scores, %d labels, %d ids"
                        % (folder, scores.shape[0], len(labels), len(ids)))

@@ -212,6 +212,21 @@ def load_features(path):
             info = json.loads(str(data["info"]))
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
         raise VggError("%s is not a vgg features file: %s" % (path, err)) from None
+    problem = None
+    if features.ndim != 2 or features.dtype.kind != "f":
+        problem = "features are a %d-D %s array, not rows of floats" % (features.ndim,
+                                                                         features.dtype)
+    elif not np.all(np.isfinite(features)):
+        problem = "features hold values that are not finite numbers"
+    elif labels.ndim != 1 or labels.dtype.kind not in "iu" or \
+            len(labels) not in (0, len(features)):
+        problem = "%d labels (%s) for %d rows" % (len(labels), labels.dtype, len(features))
+    elif ids.ndim != 1 or len(ids) != len(features):
+        problem = "%d ids for %d rows" % (len(ids), len(features))
+    elif not isinstance(info, dict):
+        problem = "its info is not a JSON object"
+    if problem:
+        raise VggError("features file %s is damaged: %s" % (path, problem))
     return features, (labels if len(labels) else None), list(ids), info
 
 

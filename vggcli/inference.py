@@ -227,10 +227,17 @@ class FolderSource:
 
 def record_ids(rec_path, count):
     """Image ids of a .rec from its .lst (vgg pack writes one), else record numbers."""
+    from data_tools.common import read_lines
+
     lst = os.path.splitext(rec_path)[0] + ".lst"
     if os.path.isfile(lst):
-        with open(lst) as f:
-            ids = [line.rstrip("\n").split("\t", 2)[2] for line in f if line.strip()]
+        ids = []
+        for number, line in enumerate(read_lines(lst, "image list"), 1):
+            fields = line.split("\t", 2)
+            if len(fields) != 3:
+                raise VggError("%s line %d is not 'index<TAB>label<TAB>id': %r"
+                               % (lst, number, line[:60]))
+            ids.append(fields[2])
         if len(ids) == count:
             return ids
     return [str(i) for i in range(count)]

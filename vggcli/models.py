@@ -193,7 +193,29 @@ def dense_output_size(input_size, crop_size=224):
 
 def get_model(name, **kwargs):
     """Build a registered net: ``get_model('D', classes=10, width_mult=0.125)``."""
-    return VGG(canonical_name(name), **kwargs)
+    net = VGG(canonical_name(name), **kwargs)
+    check_array_sizes(net)
+    return net
+
+
+MAX_ELEMENTS = 2 ** 31 - 1  # MXNet 1.x (no large-tensor build) indexes arrays with int32
+
+
+def check_array_sizes(net, input_size=None):
+    """Refuse knobs that make a weight array, or the first activation of one image at
+    ``input_size``, too large for MXNet (it would fail with a C++ traceback)."""
+    import numpy as np
+    for name, param in net._collect_params_with_prefix().items():
+        count = int(np.prod([int(d) for d in param.shape]))
+        if count > MAX_ELEMENTS:
+            raise VggError("net %s with these knobs has %s of %d elements, over MXNet's "
+                           "2^31 limit per array (lower --fc-width or --width-mult)"
+                           % (net.config, name, count))
+    side = input_size or net.knobs["crop_size"]
+    first = net.layers[0].channels
+    if first * side * side > MAX_ELEMENTS:
+        raise VggError("a %dx%d input gives conv1 an output of %d elements, over MXNet's 2^31 "
+                       "limit per array" % (side, side, first * side * side))
 
 
 def initialize(net, init="xavier", std=0.01, ctx=None, seed=None):
@@ -290,7 +312,30 @@ def read_params(path):
             meta = json.loads(bytes(arrays.pop(META_KEY).asnumpy().tobytes()).decode())
         except ValueError:
             raise VggError("params file %s has a damaged description block" % path) from None
+        _check_meta(meta, path)
     return arrays, meta
+
+
+def _check_meta(meta, path):
+    """The description block's fields have the types the readers use (a hand-made or
+    damaged file would otherwise fail deep inside with a TypeError)."""
+    def number(v):
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+    checks = dict(net=lambda v: isinstance(v, str) and v in CONFIGS,
+                  classes=lambda v: isinstance(v, int) and v >= 1,
+                  width_mult=lambda v: number(v) and v > 0,
+                  fc_width=lambda v: isinstance(v, int) and v >= 1,
+                  crop_size=lambda v: isinstance(v, int) and v >= 32,
+                  mean_rgb=lambda v: v is None or (isinstance(v, list) and len(v) == 3
+                                                   and all(number(x) for x in v)),
+                  class_names=lambda v: v is None or (isinstance(v, list) and all(
+                      isinstance(x, str) for x in v)))
+    if not isinstance(meta, dict):
+        raise VggError("params file %s has a description that is not a JSON object" % path)
+    wrong = [key for key, ok in checks.items() if key in meta and not ok(meta[key])]
+    if wrong:
+        raise VggError("params file %s has a damaged description: %s %r" % (
+            path, wrong[0], meta[wrong[0]]))
 
 
 def describe_meta(meta):

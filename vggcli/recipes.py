@@ -136,18 +136,24 @@ def list_recipes():
 
 def load_recipe(name_or_path):
     """A recipe's validated keys (settings and descriptive keys)."""
-    import yaml
-
     path = recipe_path(name_or_path)
+    return validate(read_mapping(path, "recipe"), where="recipe %s" % path)
+
+
+def read_mapping(path, what):
+    """A YAML mapping, read with the safe loader (a Python tag is refused, never run)."""
+    import yaml
     try:
-        with open(path) as f:
+        with open(path, encoding="utf-8") as f:
             data = yaml.safe_load(f) or {}
-    except yaml.YAMLError as err:
-        raise VggError("recipe %s is not valid YAML: %s" % (path, str(err).splitlines()[0])) \
+    except (yaml.YAMLError, ValueError, OSError) as err:
+        text = str(err).strip()
+        raise VggError("%s %s is not valid YAML: %s" % (
+            what, path, " ".join(text.split())[:160] if text else type(err).__name__)) \
             from None
     if not isinstance(data, dict):
-        raise VggError("recipe %s must be a mapping of keys to values" % path)
-    return validate(data, where="recipe %s" % path)
+        raise VggError("%s %s must be a mapping of keys to values" % (what, path))
+    return data
 
 
 def resolve(recipe=None, overrides=None):

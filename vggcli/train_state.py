@@ -133,14 +133,11 @@ def write_config(cfg, meta, path):
 
 
 def read_config(out_dir):
-    import yaml
-
-    from .recipes import FIELDS, validate
+    from .recipes import FIELDS, read_mapping, validate
     path = os.path.join(out_dir, "config.yaml")
     if not os.path.isfile(path):
         raise VggError("%s not found: --resume needs a folder written by vgg train" % path)
-    with open(path) as f:
-        saved = yaml.safe_load(f) or {}
+    saved = read_mapping(path, "run configuration")
     meta = {k[len("recipe_"):]: v for k, v in saved.items() if k.startswith("recipe_")}
     return validate({k: v for k, v in saved.items() if k in FIELDS}, where=path), meta
 
