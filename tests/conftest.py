@@ -1,3 +1,4 @@
+import os
 import warnings
 
 import numpy as np
@@ -70,3 +71,20 @@ def trained_a(digits, tmp_path_factory):
     summary = train(config(digits, out, net="A", epochs=14, patience=4, init="normal"),
                     progress=False)
     return str(out), summary
+
+
+@pytest.fixture
+def user_folder(tmp_path):
+    """A folder of the user's own files."""
+    folder = tmp_path / "mine"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "notes.tex").write_text("\\section{results}\n")
+    (folder / "model.params").write_bytes(b"\x00weights")
+    (folder / "sub" / "data.csv").write_text("a,b\n1,2\n")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def params(trained_a):
+    """The best weights of the session's trained net A."""
+    return os.path.join(trained_a[0], "best.params")

@@ -1,7 +1,6 @@
 """The output policy (data_tools.common) under hostile --out choices: every command
 that writes refuses to change what it did not write, refuses outputs that overlap
 its inputs, and says so in one line (exit 2); every pre-existing file is unchanged."""
-import hashlib
 import os
 import shutil
 
@@ -11,46 +10,7 @@ from click.testing import CliRunner
 from data_tools.common import MARKER, atomic_output, temporary_name
 from vggcli.cli import cli
 
-
-def snapshot(*folders):
-    """{path: sha256} of every file below ``folders``."""
-    sums = {}
-    for folder in folders:
-        for root, _, files in os.walk(str(folder)):
-            for name in files:
-                path = os.path.join(root, name)
-                with open(path, "rb") as f:
-                    sums[path] = hashlib.sha256(f.read()).hexdigest()
-    return sums
-
-
-def refused(args, *folders, expect):
-    """Run ``vgg args``; assert exit 2, exactly one 'Error: ' line naming ``expect``, no
-    traceback, and every file in ``folders`` unchanged."""
-    before = snapshot(*folders)
-    result = CliRunner().invoke(cli, [str(a) for a in args])
-    errors = [line for line in result.output.splitlines() if line.startswith("Error: ")]
-    assert result.exit_code == 2, result.output
-    assert len(errors) == 1 and expect in errors[0], result.output
-    assert "Traceback" not in result.output
-    assert snapshot(*folders) == before
-    return errors[0]
-
-
-@pytest.fixture
-def user_folder(tmp_path):
-    """A folder of the user's own files."""
-    folder = tmp_path / "mine"
-    (folder / "sub").mkdir(parents=True)
-    (folder / "notes.tex").write_text("\\section{results}\n")
-    (folder / "model.params").write_bytes(b"\x00weights")
-    (folder / "sub" / "data.csv").write_text("a,b\n1,2\n")
-    return folder
-
-
-@pytest.fixture(scope="module")
-def params(trained_a):
-    return os.path.join(trained_a[0], "best.params")
+from .hostile import refused
 
 
 @pytest.fixture(scope="module")

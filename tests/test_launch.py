@@ -150,3 +150,52 @@ def test_distributed_resume(digits, tmp_path):
     with open(os.path.join(out, "log.jsonl")) as f:
         epochs = [line for line in f if '"event": "epoch"' in line]
     assert len(epochs) == 2
+
+
+def _start_sleeping_job():
+    """A launched job of 5 processes (scheduler, 2 servers, 2 workers) that each print a
+    line and sleep; returns (launcher process, {name: pid}) once all have spoken."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vggcli", "launch", "-n", "2", "-s", "2", "--", sys.executable,
+         "-c", "import time; print('up', flush=True); time.sleep(300)"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    pids, up = {}, set()
+    deadline = time.time() + 60
+    while time.time() < deadline and len(up) < 5:
+        line = proc.stdout.readline()
+        found = re.match(r"\[launch\] started (.+), pid (\d+)", line)
+        if found:
+            pids[found.group(1)] = int(found.group(2))
+        found = re.match(r"\[(.+)\] up", line)
+        if found:
+            up.add(found.group(1))
+    assert len(up) == 5, (pids, up)
+    return proc, pids
+
+
+def _gone_within(pids, seconds):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        alive = [name for name, pid in pids.items() if _alive(pid)]
+        if not alive:
+            return []
+        time.sleep(0.2)
+    return alive
+
+
+@pytest.mark.parametrize("signum", [signal.SIGHUP, signal.SIGINT, signal.SIGTERM])
+def test_stopping_the_launcher_stops_the_whole_job(signum):
+    """SIGHUP is what a closed ssh session sends: the job must not outlive it."""
+    proc, pids = _start_sleeping_job()
+    proc.send_signal(signum)
+    assert _gone_within(pids, 10) == []
+    proc.communicate(timeout=10)
+    assert proc.returncode == 1
+
+
+def test_a_killed_launcher_takes_the_job_with_it():
+    """SIGKILL cannot be handled: each job process has the kernel's parent-death signal."""
+    proc, pids = _start_sleeping_job()
+    proc.kill()
+    proc.wait()
+    assert _gone_within(pids, 10) == []

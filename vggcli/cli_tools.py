@@ -41,8 +41,11 @@ def convert(source, path, net_name, out, overwrite):
 @click.option("--dense", is_flag=True, help="Export the fully convolutional form.")
 @click.option("--input-size", type=click.IntRange(min=32), default=None,
               help="Input side for --dense (default: the crop size).")
-@click.option("--out", "prefix", required=True, help="Output prefix.")
-def export(net_name, params, fmt, dense, input_size, prefix):
+@click.option("--out", "prefix", required=True,
+              help="Output prefix: PREFIX-symbol.json, PREFIX-0000.params, PREFIX.onnx and "
+                   "PREFIX.vgg-export.json (the record of what vgg wrote).")
+@overwrite_option
+def export(net_name, params, fmt, dense, input_size, prefix, overwrite):
     """Export a net for other tools: MXNet symbol (gluon.SymbolBlock.imports) or ONNX.
 
     \b
@@ -54,7 +57,8 @@ def export(net_name, params, fmt, dense, input_size, prefix):
     from .inference import load_for_inference
 
     net = load_for_inference(params, net_name, need_mean=False).net
-    for path in run_export(net, prefix, fmt=fmt, dense=dense, input_size=input_size):
+    for path in run_export(net, prefix, fmt=fmt, dense=dense, input_size=input_size,
+                           inputs=[params], overwrite=overwrite):
         click.echo(path)
 
 

@@ -309,15 +309,50 @@ def convert(source, path, net_name, out, overwrite=False, **knobs):
 
 # --- export ---------------------------------------------------------------------
 
-def export(net, prefix, fmt="symbol", dense=False, input_size=None):
-    """Write ``prefix``-symbol.json/-0000.params (and ``prefix``.onnx for onnx).
+def export_record(prefix):
+    """The file beside an export that lists what vgg wrote (names and sha256): an
+    existing file is replaced only if it is still exactly what vgg wrote."""
+    return prefix + ".vgg-export.json"
+
+
+def _is_export_record(path):
+    from data_tools.common import read_json
+    try:
+        return read_json(path, "export record").get("kind") == "export"
+    except VggError:
+        return False
+
+
+def _is_our_export(record):
+    def recognise(path):
+        from data_tools.common import read_json
+
+        from .checkpoint import sha256
+        try:
+            files = read_json(record, "export record").get("files", {})
+        except VggError:
+            return False
+        return isinstance(files, dict) and files.get(os.path.basename(path)) == sha256(path)
+    return recognise
+
+
+def export(net, prefix, fmt="symbol", dense=False, input_size=None, inputs=(),
+           overwrite=False):
+    """Write ``prefix``-symbol.json/-0000.params (and ``prefix``.onnx for onnx), and
+    ``prefix``.vgg-export.json, the record of them.
 
     ``dense`` exports the fully convolutional form for inputs of ``input_size``.
+    The outputs follow the output policy (data_tools.common): an existing file is
+    replaced only with ``overwrite`` and only if vgg wrote it (the record says so);
+    all are written beside the targets under temporary names, then renamed.
     Returns the written paths.
     """
     import mxnet as mx
 
-    from .models import dense_form
+    from data_tools.common import check_output, naming, scratch_folder, write_text_atomic
+
+    from .checkpoint import sha256
+    from .models import check_array_sizes, dense_form
 
     if fmt not in ("symbol", "onnx"):
         raise VggError("format must be symbol or onnx, got %r" % (fmt,))
@@ -328,28 +363,38 @@ def export(net, prefix, fmt="symbol", dense=False, input_size=None):
     if not dense and size != net.knobs["crop_size"]:
         raise VggError("the FC form takes %dx%d inputs only; use --dense for other sizes"
                        % (net.knobs["crop_size"], net.knobs["crop_size"]))
-    from .models import check_array_sizes
+    paths = [prefix + "-symbol.json", prefix + "-0000.params"] + (
+        [prefix + ".onnx"] if fmt == "onnx" else [])
+    record = export_record(prefix)
+    for path in paths:
+        check_output(path, "export", inputs=inputs, overwrite=overwrite,
+                     recognise=_is_our_export(record))
+    check_output(record, "export", inputs=inputs, overwrite=overwrite,
+                 recognise=_is_export_record)
     check_array_sizes(net, size)
     block = dense_form(net) if dense else net
     block.hybridize()
     block(mx.nd.zeros((1, 3, size, size)))
     folder = os.path.dirname(os.path.abspath(prefix))
     os.makedirs(folder, exist_ok=True)
-    block.export(prefix)
-    paths = [prefix + "-symbol.json", prefix + "-0000.params"]
-    if fmt == "onnx":
-        onnx_path = prefix + ".onnx"
-        from data_tools.common import atomic_output
-        try:
-            with atomic_output(onnx_path) as tmp:
-                mx.onnx.export_model(paths[0], paths[1], [(1, 3, size, size)], [np.float32],
-                                     tmp, dynamic=True,
-                                     dynamic_input_shapes=[(None, 3, size, size)])
-                _tidy_onnx(tmp, _onnx_metadata(net, size, dense))
-        except ImportError as err:
-            raise VggError("ONNX export needs onnx 1.15-1.18 (pip install onnx==1.18.0): %s"
-                           % err) from None
-        paths.append(onnx_path)
+    with scratch_folder(prefix) as tmp, naming(prefix):
+        staged = os.path.join(tmp, os.path.basename(prefix))
+        block.export(staged)
+        if fmt == "onnx":
+            try:
+                mx.onnx.export_model(staged + "-symbol.json", staged + "-0000.params",
+                                     [(1, 3, size, size)], [np.float32], staged + ".onnx",
+                                     dynamic=True, dynamic_input_shapes=[(None, 3, size, size)])
+            except ImportError as err:
+                raise VggError("ONNX export needs onnx 1.15-1.18 (pip install onnx==1.18.0): "
+                               "%s" % err) from None
+            _tidy_onnx(staged + ".onnx", _onnx_metadata(net, size, dense))
+        files = {}
+        for path in paths:
+            source = os.path.join(tmp, os.path.basename(path))
+            files[os.path.basename(path)] = sha256(source)
+            os.replace(source, path)
+    write_text_atomic(record, json.dumps(dict(kind="export", files=files), indent=1))
     return paths
 
 

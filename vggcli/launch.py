@@ -16,6 +16,7 @@ the servers and the scheduler blocked forever, silently).
 Local mode binds every ps-lite node to 127.0.0.1: nothing listens on a public
 interface (servers unpickle what workers send them).
 """
+import functools
 import os
 import shlex
 import signal
@@ -45,6 +46,23 @@ def read_hosts(path):
     if not hosts:
         raise VggError("host file %s lists no hosts" % path)
     return hosts
+
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
+
+
+def _die_with_parent(launcher_pid):
+    """In each job process before it runs: the kernel kills it if the launcher dies,
+    even by SIGKILL, which no handler of the launcher's can see (Linux's parent-death
+    signal; elsewhere the launcher's own handlers are all there is)."""
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        if os.getppid() != launcher_pid:  # it died before prctl took effect
+            os._exit(1)
+    except (OSError, AttributeError):
+        pass
 
 
 class Job:
@@ -94,7 +112,8 @@ class Job:
         else:
             argv = self.command
         return subprocess.Popen(argv, env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+                                stderr=subprocess.STDOUT, start_new_session=True,
+                                preexec_fn=functools.partial(_die_with_parent, os.getpid()))
 
     def _stream(self, name, proc):
         for line in iter(proc.stdout.readline, b""):
@@ -142,7 +161,8 @@ class Job:
         def terminated(signum, frame):  # the launcher itself is being stopped
             raise KeyboardInterrupt
 
-        previous = signal.signal(signal.SIGTERM, terminated)
+        # SIGHUP too: a closed ssh session must not leave the job running
+        previous = {sig: signal.signal(sig, terminated) for sig in STOP_SIGNALS}
         try:
             for role, index in self.roles:
                 name = role if role == "scheduler" else "%s %d" % (role, index)
@@ -180,7 +200,8 @@ class Job:
             self._fail("launcher", "interrupted")
         finally:
             self.stop()
-            signal.signal(signal.SIGTERM, previous)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
             for thread in streams:
                 thread.join(timeout=2)
         if self.failure:

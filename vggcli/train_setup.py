@@ -185,6 +185,7 @@ def setup(cfg, meta=None, resume=False, progress=True):
     if dtype == "float16" and dist:
         raise VggError("--dtype float16 with a dist kvstore: AMP's loss scaling needs the "
                        "update on the workers, which dist_sync does not do here")
+    build_net(cfg, manifest["classes"])  # knobs MXNet cannot hold are refused here
     found = _prepare_out(cfg, meta, resume, rank, ckpt_root)  # written once all is checked
     precision.start_mixed_precision(dtype)  # before the net is built
     schedule = PlateauSchedule(cfg["lr"], patience=cfg["patience"],
