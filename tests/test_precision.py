@@ -17,8 +17,8 @@ SMALL = dict(width_mult=0.25, fc_width=128, crop_size=32, scale="36", batch_size
 
 # Before any test runs an operator: oneDNN reads DNNL_MAX_CPU_ISA once.
 BF16_USED, BF16_NOTE = precision.prepare("bfloat16")
-# bf16 numbers are tested wherever oneDNN has bf16 kernels (AVX512-BF16 or AMX), also
-# where the product would choose float32 (the force_bf16 fixture overrides that).
+# bf16 numbers are tested wherever oneDNN has bf16 kernels (AVX512-BF16 or AMX): an
+# explicit --dtype bfloat16 runs there, whatever auto would choose.
 needs_bf16 = pytest.mark.skipif(
     precision.bfloat16_isa() is None,
     reason="this CPU has neither AVX512-BF16 nor AMX: oneDNN has no bfloat16 kernels here")
@@ -36,23 +36,78 @@ BF16_DISAGREEMENT = 0.03
 BF16_COSINE, BF16_COSINE_MIN = 0.99, 0.95
 
 
-def test_prepare_falls_back_without_amx(monkeypatch):
-    monkeypatch.delenv("VGG_BF16_WITHOUT_AMX", raising=False)
+def test_prepare_honours_explicit_choices_and_falls_back_without_bf16(monkeypatch):
     assert precision.prepare("float32") == ("float32", None)
     assert precision.prepare("float16") == ("float16", None)  # devices decide later
     used, note = precision.prepare("bfloat16", flags={"avx2", "fma"})
     assert used == "float32" and "neither AMX nor AVX512-BF16" in note
-    used, note = precision.prepare("bfloat16", flags={"avx512f", "avx512_bf16"})
-    assert used == "float32" and "no AMX" in note
-    monkeypatch.setenv("VGG_BF16_WITHOUT_AMX", "1")
+    # an explicit bfloat16 is the user's choice wherever oneDNN has bf16 kernels
     assert precision.prepare("bfloat16", flags={"avx512f", "avx512_bf16"}) == ("bfloat16", None)
+    assert precision.prepare("auto", flags={"avx2", "fma"}) == ("float32", None)
     with pytest.raises(VggError, match="--dtype must be one of"):
         precision.prepare("bf16")
 
 
+@pytest.fixture
+def cache_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv(precision.AUTO_VARIABLE, raising=False)
+    return tmp_path / "cache"
+
+
+def _probe(f32, bf16, calls):
+    def probe():
+        calls.append(1)
+        return {"float32": f32, "bfloat16": bf16}
+    return probe
+
+
+@pytest.mark.parametrize("f32,bf16,expected", [
+    (1.0, 0.5, "bfloat16"),   # 2x faster: taken (Zen 5 measured 1.98x)
+    (1.0, 1.45, "float32"),   # 0.69x: Sapphire Rapids without AMX
+    (1.0, 0.95, "float32"),   # 1.05x: inside the margin, float32 stays
+])
+def test_auto_takes_bf16_only_where_it_measured_faster(cache_home, f32, bf16, expected):
+    calls = []
+    used, note = precision.prepare("auto", flags={"avx512f", "avx512_bf16"},
+                                   probe=_probe(f32, bf16, calls))
+    assert used == expected and calls == [1]
+    assert "precision: %s (auto: bf16 measured %.2fx" % (expected, f32 / bf16) in note
+    # explicit choices are never second-guessed by the probe
+    assert precision.prepare("float32", flags={"avx512_bf16"}) == ("float32", None)
+    assert precision.prepare("bfloat16", flags={"avx512_bf16"}) == ("bfloat16", None)
+
+
+def test_the_verdict_is_cached_per_cpu_model(cache_home, tmp_path, monkeypatch):
+    calls = []
+    flags = {"avx512f", "avx512_bf16"}
+    real = precision.cpu_description
+    for model, (f32, bf16) in (("AMD EPYC 9B45", (1.0, 0.5)), ("Intel Xeon 8481C", (1.0, 2.0))):
+        info = tmp_path / model
+        info.write_text("model name\t: %s\nflags\t\t: avx2 avx512f avx512_bf16\n" % model)
+        monkeypatch.setattr(precision, "cpu_description",
+                            lambda path="", info=str(info): real(info))
+        first = precision.prepare("auto", flags=flags, probe=_probe(f32, bf16, calls))
+        again = precision.prepare("auto", flags=flags, probe=_probe(9.0, 9.0, calls))
+        assert first == again  # the second call reads the cache and measures nothing
+    assert len(calls) == 2
+    cache = json.loads((cache_home / "vgg" / "precision.json").read_text())
+    assert sorted(e["dtype"] for e in cache.values()) == ["bfloat16", "float32"]
+    assert any(k.startswith("AMD EPYC 9B45 |") for k in cache)
+    (cache_home / "vgg" / "precision.json").write_text("{damaged")
+    assert precision.prepare("auto", flags=flags, probe=_probe(1.0, 0.5, calls))[0] == \
+        "bfloat16" and len(calls) == 3  # a damaged cache is measured again
+
+
+def test_the_probe_measures_both_precisions():
+    timings = precision.probe_speed(repeats=1) if precision.bfloat16_isa() else None
+    if timings is None:
+        pytest.skip("no bf16 kernels on this CPU: the probe never runs here")
+    assert set(timings) == {"float32", "bfloat16"} and min(timings.values()) > 0
+
+
 def test_prepare_enables_amx_only_with_the_kernels_permission(monkeypatch):
     amx = {"avx512f", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8"}
-    monkeypatch.delenv("VGG_BF16_WITHOUT_AMX", raising=False)
     monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
     monkeypatch.setattr(precision, "request_amx_permission", lambda: False)
     monkeypatch.setattr(precision, "_amx", {})  # as in a new process
@@ -113,13 +168,7 @@ def test_cli_bfloat16_falls_back_with_a_message(digits, trained_a, tmp_path):
         assert json.load(f)["precision"] == "float32"
 
 
-# --- bfloat16 numbers (CPUs with AMX, or AVX512-BF16 with VGG_BF16_WITHOUT_AMX=1) ------
-
-@pytest.fixture
-def force_bf16(monkeypatch):
-    """Run bf16 on AVX512-BF16 too, where the product would choose float32."""
-    monkeypatch.setenv("VGG_BF16_WITHOUT_AMX", "1")
-
+# --- bfloat16 numbers (CPUs with AMX or AVX512-BF16) ----------------------------------
 
 @pytest.fixture(scope="module")
 def net_and_meta(trained_a):
@@ -130,7 +179,7 @@ def net_and_meta(trained_a):
 
 @needs_bf16
 @pytest.mark.numerics
-def test_bfloat16_eval_agrees_with_float32(net_and_meta, digits, tmp_path, force_bf16):
+def test_bfloat16_eval_agrees_with_float32(net_and_meta, digits, tmp_path):
     """Tolerances: BF16_DISAGREEMENT and BF16_COSINE, derived above."""
     from vggcli import evaluate as ev
     net, meta = net_and_meta
@@ -153,7 +202,7 @@ def test_bfloat16_eval_agrees_with_float32(net_and_meta, digits, tmp_path, force
 
 @needs_bf16
 @pytest.mark.numerics
-def test_bfloat16_features_are_close_to_float32(net_and_meta, digits, tmp_path, force_bf16):
+def test_bfloat16_features_are_close_to_float32(net_and_meta, digits, tmp_path):
     """Tolerances: BF16_COSINE and BF16_COSINE_MIN, derived above."""
     from vggcli import features as feat
     net, meta = net_and_meta
@@ -188,7 +237,7 @@ def _train_log(digits, out, dtype):
 
 @needs_bf16
 @pytest.mark.numerics
-def test_bfloat16_training_follows_float32(digits, tmp_path, force_bf16):
+def test_bfloat16_training_follows_float32(digits, tmp_path):
     """Same data, same initial weights: the first loss differs by rounding only. The
     logits move by at most BF16_RELATIVE (8.6%) of their RMS r; the loss is
     2-Lipschitz in the logits' max-norm and its mean over 32 images (rounding of

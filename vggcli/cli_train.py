@@ -101,7 +101,7 @@ def recipe_show(name):
 @click.option("--runs", default="runs", show_default=True, help="Folder for the run folders.")
 @click.option("--devices", type=DEVICES_TEXT, default=None,
               help="Devices for every run, e.g. gpu:0-3.")
-@click.option("--dtype", type=click.Choice(DTYPES), default="float32", show_default=True,
+@click.option("--dtype", type=click.Choice(DTYPES), default="auto", show_default=True,
               help="Precision for every run (see vgg train --dtype).")
 def recipe_plan(name, data, runs, devices, dtype):
     """Print the chain of runs that produces a recipe, as exact commands.

@@ -219,9 +219,9 @@ def evaluate(net, data, out_dir, scales, mode="dense", flip=True, batch_size=32,
         raise VggError("no mean RGB for preprocessing: the params file has none; give --mean")
     source = RecordSource(data)
     count = len(source) if limit is None else min(limit, len(source))
-    dtype, calibration, check = fast_path_inputs(source, crop, min(scales), mean_rgb,
-                                                 int8_images, dtype)
     ctx = ctx or [mx.cpu()]
+    dtype, calibration, check = fast_path_inputs(source, crop, min(scales), mean_rgb,
+                                                 int8_images, dtype, ctx)
     evaluator = Evaluator(net, mean_rgb, ctx, batch_size=batch_size, flip=flip,
                           int8_calibration=calibration, dtype=dtype)
     fidelity = None
@@ -399,7 +399,8 @@ def predict_folder(net, folder, scales, mean_rgb, class_names=None, ctx=None, to
 
     check_scales(scales, net.knobs["crop_size"])
     source = FolderSource(folder)
-    evaluator = Evaluator(net, mean_rgb, ctx or [mx.cpu()], flip=flip, dtype=resolve(dtype))
+    ctx = ctx or [mx.cpu()]
+    evaluator = Evaluator(net, mean_rgb, ctx, flip=flip, dtype=resolve(dtype, ctx))
     results = []
     for position, path in enumerate(source.paths):
         try:

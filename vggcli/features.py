@@ -63,7 +63,8 @@ def _describers(nets, means, layer, source, scales, ctx, flip, batch_size, int8_
         # after the first net dtype is the resolved one: a fallback is decided (and
         # said) once
         dtype, calibration, check = fast_path_inputs(source, net.knobs["crop_size"],
-                                                     min(scales), mean, int8_images, dtype)
+                                                     min(scales), mean, int8_images, dtype,
+                                                     ctx)
         describers.append(Describer(net, layer, mean, ctx, flip=flip, batch_size=batch_size,
                                     int8_calibration=calibration, dtype=dtype,
                                     fidelity_check=check))

@@ -84,7 +84,7 @@ def check_scales(scales, crop):
 
 # --- precision ------------------------------------------------------------------------
 
-def fast_path_inputs(source, crop, scale, mean_rgb, int8_images=0, dtype="float32"):
+def fast_path_inputs(source, crop, scale, mean_rgb, int8_images=0, dtype="float32", ctx=None):
     """(dtype to run, INT8 calibration crops or None, fidelity crops or None).
 
     ``dtype`` is what was asked for (bfloat16 may fall back to float32, with a note);
@@ -92,9 +92,9 @@ def fast_path_inputs(source, crop, scale, mean_rgb, int8_images=0, dtype="float3
     path is checked against float32 on the images after them (fast.py)."""
     from .fast import calibration_batch, fidelity_batch
 
-    if int8_images and dtype != "float32":
+    if int8_images and dtype not in ("float32", "auto"):
         raise VggError("choose one of --int8 and --dtype %s" % dtype)
-    dtype = resolve(dtype)
+    dtype = "float32" if int8_images else resolve(dtype, ctx)
     calibration = check = None
     if int8_images:
         calibration = calibration_batch(source.image, int8_images, len(source), crop, scale,

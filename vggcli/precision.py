@@ -1,4 +1,5 @@
-"""Reduced precision (``--dtype``): bfloat16 on CPUs with AMX, float16 on NVIDIA GPUs.
+"""Reduced precision (``--dtype``): bfloat16 on CPUs where it measures faster, float16
+on NVIDIA GPUs.
 
 Both go through MXNet's AMP: for training ``amp.init`` makes convolutions and
 fully connected layers compute in 16 bits while the weights, their updates and
@@ -10,9 +11,12 @@ AMX needs help on Linux: MXNet 1.9.1's oneDNN (2.4.4) uses it only when
 state, without which its AMX kernels die with SIGILL. ``enable_amx`` does both
 when the process is configured (``vggcli.configure``, which the ``vgg`` command
 calls), before MXNet (bf16 and INT8 convolutions then run
-on AMX; float32 kernels are unaffected). Without AMX, bf16 measured slower
-than float32 (0.69x inference, 0.76x training on Sapphire Rapids with AMX
-left off), so a bfloat16 run falls back to float32 with a message.
+on AMX; float32 kernels are unaffected).
+
+Whether bf16 pays is measured, not assumed from the vendor: bf16 ran slower than
+float32 on Sapphire Rapids with AMX off (0.69x inference) but 1.98x faster on
+AMD Zen 5 (AVX512-BF16, no AMX). ``--dtype auto`` (the default) probes once
+per CPU model and caches the verdict (``prepare``).
 
 This module imports MXNet only inside functions.
 """
@@ -22,14 +26,14 @@ import sys
 
 from .errors import VggError
 
-DTYPES = ("float32", "float16", "bfloat16")
+DTYPES = ("auto", "float32", "float16", "bfloat16")
+AUTO_VARIABLE = "VGG_AUTO_DTYPE"  # float32/bfloat16: what auto means, without a probe
+BF16_MARGIN = 1.1  # auto takes bf16 only when it measured at least this much faster
 
 # linux/arch/x86/include/uapi/asm/prctl.h and asm/fpu/types.h (x86-64)
 _SYS_ARCH_PRCTL = 158
 _ARCH_REQ_XCOMP_PERM = 0x1023
 _XFEATURE_XTILEDATA = 18
-
-_FORCE_WITHOUT_AMX = "VGG_BF16_WITHOUT_AMX"  # run bf16 on AVX512-BF16 kernels anyway
 
 
 def cpu_flags(path="/proc/cpuinfo"):
@@ -105,37 +109,136 @@ def check_dtype(dtype):
     return dtype
 
 
-def prepare(dtype, flags=None):
+def prepare(dtype, flags=None, ctx=None, probe=None):
     """Choose the precision a run will use; returns (dtype, note or None).
 
-    ``float16`` is returned as asked
-    (``check_devices`` refuses it on CPUs); ``bfloat16`` becomes ``float32``
-    where this CPU has no AMX, and the note says why.
+    ``auto`` (the default) is float32 on GPUs and on CPUs without bf16
+    instructions; on CPUs with AVX512-BF16 or AMX it is what a short probe
+    measured faster on this CPU model (``auto_choice``: cached, so the probe runs
+    once per machine). An explicit ``bfloat16`` is the user's choice and runs
+    wherever the CPU has bf16 instructions; ``float16`` is returned as asked
+    (``check_devices`` refuses it on CPUs).
     """
     check_dtype(dtype)
-    if dtype != "bfloat16":
-        return dtype, None
+    on_gpu = ctx is not None and any(c.device_type == "gpu" for c in ctx)
+    if dtype not in ("bfloat16", "auto") or (dtype == "auto" and on_gpu):
+        return ("float32" if dtype == "auto" else dtype), None
     isa = bfloat16_isa(flags)
-    forced = os.environ.get(_FORCE_WITHOUT_AMX) == "1"
-    if isa == "amx":
-        if enable_amx(flags):
-            return "bfloat16", None
-        if not forced:
-            return "float32", ("bfloat16: Linux refused this process the AMX tile state "
-                               "(kernel older than 5.16?); running float32")
-    if isa == "avx512_bf16" and not forced:
-        return "float32", ("bfloat16: this CPU has AVX512-BF16 but no AMX, where bf16 ran "
-                           "slower than float32; running float32 (%s=1 forces bfloat16)"
-                           % _FORCE_WITHOUT_AMX)
+    if isa == "amx" and not enable_amx(flags):
+        return "float32", ("%s: Linux refused this process the AMX tile state (kernel "
+                           "older than 5.16?); running float32" % dtype)
     if isa is None:
-        return "float32", ("bfloat16: this CPU has neither AMX nor AVX512-BF16; "
-                           "running float32")
-    return "bfloat16", None
+        if dtype == "auto":
+            return "float32", None
+        return "float32", "bfloat16: this CPU has neither AMX nor AVX512-BF16; running float32"
+    if dtype == "bfloat16":
+        return "bfloat16", None
+    return auto_choice(flags, probe)
 
 
-def resolve(dtype):
-    """``prepare``, saying on stderr when the run falls back; returns the dtype used."""
-    used, note = prepare(dtype)
+def auto_choice(flags=None, probe=None):
+    """(dtype, note) for ``auto`` on a CPU with bf16 instructions: the verdict cached
+    for this CPU model, else measured now by ``probe`` (default ``probe_speed``)
+    and cached. $VGG_AUTO_DTYPE, when set, is the answer (no probe)."""
+    forced = os.environ.get(AUTO_VARIABLE)
+    if forced in ("float32", "bfloat16"):
+        return forced, None
+    key = cpu_key(flags)
+    cache = read_cache()
+    entry = cache.get(key)
+    if not (isinstance(entry, dict) and isinstance(entry.get("timings"), dict)):
+        timings = (probe or probe_speed)()
+        entry = dict(timings=timings, dtype=choose(timings))
+        cache[key] = entry
+        write_cache(cache)
+    timings = entry["timings"]
+    try:
+        ratio = timings["float32"] / timings["bfloat16"]
+    except (KeyError, TypeError, ZeroDivisionError):
+        return "float32", None
+    used = choose(timings)
+    return used, ("precision: %s (auto: bf16 measured %.2fx float32 on this CPU model; "
+                  "--dtype float32 or bfloat16 overrides)" % (used, ratio))
+
+
+def choose(timings):
+    """bfloat16 when it ran at least BF16_MARGIN times faster than float32, else
+    float32. ``timings``: seconds for the same work, {"float32": s, "bfloat16": s}."""
+    f32, bf16 = timings.get("float32"), timings.get("bfloat16")
+    if not all(isinstance(t, (int, float)) and t > 0 for t in (f32, bf16)):
+        return "float32"
+    return "bfloat16" if f32 / bf16 >= BF16_MARGIN else "float32"
+
+
+def cpu_key(flags=None, path="/proc/cpuinfo"):
+    """What a verdict depends on: the CPU model, its bf16 instructions and a cap on
+    oneDNN's instruction set."""
+    model = cpu_description(path).split(",")[0]
+    return "%s | %s | DNNL_MAX_CPU_ISA=%s" % (model, bfloat16_isa(flags) or "no bf16",
+                                             os.environ.get("DNNL_MAX_CPU_ISA", ""))
+
+
+def cache_path():
+    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(root, "vgg", "precision.json")
+
+
+def read_cache():
+    import json
+    try:
+        with open(cache_path()) as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        return {}  # none yet, or damaged: measure again
+    return data if isinstance(data, dict) else {}
+
+
+def write_cache(cache):
+    import json
+
+    from data_tools.common import write_text_atomic
+    try:
+        os.makedirs(os.path.dirname(cache_path()), exist_ok=True)
+        write_text_atomic(cache_path(), json.dumps(cache, indent=1, sort_keys=True))
+    except OSError:
+        pass  # a read-only home: measure again next time
+
+
+def probe_speed(repeats=5):
+    """Seconds for a VGG-like convolution (64 channels, 56x56, batch 8) and fc layer
+    (4096x4096, batch 16), float32 vs bfloat16 (inputs and weights cast once, as AMP
+    does), the best of ``repeats`` after a warm-up: about a second in all."""
+    import time
+
+    import mxnet as mx
+    x = mx.nd.random.uniform(shape=(8, 64, 56, 56))
+    w = mx.nd.random.uniform(shape=(64, 64, 3, 3))
+    v = mx.nd.random.uniform(shape=(16, 4096))
+    m = mx.nd.random.uniform(shape=(4096, 4096))
+    timings = {}
+    for dtype in ("float32", "bfloat16"):
+        args = [a if dtype == "float32" else mx.nd.amp_cast(a, dtype=dtype)
+                for a in (x, w, v, m)]
+
+        _probe_work(mx, args)  # warm-up: oneDNN builds its kernels
+        best = float("inf")
+        for _ in range(repeats):
+            start = time.perf_counter()
+            _probe_work(mx, args)
+            best = min(best, time.perf_counter() - start)
+        timings[dtype] = best
+    return timings
+
+
+def _probe_work(mx, args):
+    mx.nd.Convolution(args[0], args[1], kernel=(3, 3), pad=(1, 1), num_filter=64,
+                      no_bias=True).wait_to_read()
+    mx.nd.FullyConnected(args[2], args[3], num_hidden=4096, no_bias=True).wait_to_read()
+
+
+def resolve(dtype, ctx=None):
+    """``prepare``, saying on stderr what runs and why; returns the dtype used."""
+    used, note = prepare(dtype, ctx=ctx)
     if note:
         print("note: " + note, file=sys.stderr, flush=True)
     return used

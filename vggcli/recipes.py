@@ -36,8 +36,9 @@ FIELDS = {
     "width_mult": (1.0, float, "multiplier on conv widths (small-scale runs)"),
     "fc_width": (4096, int, "width of fc6/fc7"),
     "devices": ("cpu", str, "cpu, cpu:0,1, gpu:0-3"),
-    "dtype": ("float32", str, "compute precision: float32, bfloat16 (CPUs with AMX; float32 "
-                              "elsewhere) or float16 (GPUs); weights stay float32"),
+    "dtype": ("auto", str, "compute precision: auto (bfloat16 where measured faster on this "
+                           "CPU model, else float32), float32, bfloat16 (CPUs with "
+                           "AVX512-BF16 or AMX) or float16 (GPUs); weights stay float32"),
     "kvstore": (None, str, "local, device, nccl, dist_sync, dist_device_sync (default: "
                            "device for several GPUs, else local)"),
     "workers": (None, int, "data-loading threads (default: every core)"),
@@ -196,7 +197,7 @@ def plan_commands(name, data="DATA", runs="runs", devices=None, dtype=None):
             cmd += " %s %s/%s/best.params" % (flag, runs, parent)
         if devices:
             cmd += " --devices %s" % devices
-        if dtype and dtype != "float32":
+        if dtype and dtype != "auto":
             cmd += " --dtype %s" % dtype
         commands.append((recipe, loaded.get("description", ""), cmd))
     return commands

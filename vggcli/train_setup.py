@@ -168,7 +168,8 @@ def setup(cfg, meta=None, resume=False, progress=True):
     for key in ("data", "out"):
         if not cfg.get(key):
             raise VggError("--%s is required" % key)
-    dtype = precision.resolve(cfg.get("dtype") or "float32")
+    ctx = contexts(parse_devices(cfg["devices"]))
+    dtype = precision.resolve(cfg.get("dtype") or "auto", ctx)
     kv_name, kvstore, rank, workers = _distribution(cfg)
     dist = kv_name.startswith("dist")
     if cfg["batch_size"] % workers:
@@ -177,7 +178,6 @@ def setup(cfg, meta=None, resume=False, progress=True):
     local = dict(cfg, batch_size=cfg["batch_size"] // workers)
     out, ckpt_root = cfg["out"], os.path.join(cfg["out"], "checkpoints")
     manifest = read_manifest(cfg["data"])
-    ctx = contexts(parse_devices(cfg["devices"]))
     if local["batch_size"] < len(ctx):
         raise VggError("batch size %d is smaller than the %d devices"
                        % (local["batch_size"], len(ctx)))
