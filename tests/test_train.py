@@ -96,17 +96,20 @@ def one_batch(digits, tmp_path):
     return cfg, next(iter(loader))
 
 
-def gradients_after(cfg, batch, ctx, kvstore="local"):
+def gradients_after(cfg, batch, ctx, kvstore="local", accumulate=1):
     """A fresh net (the config's seed) and its trainer after one forward/backward of
-    ``batch`` split over ``ctx`` and the KVStore's sum of the devices' gradients."""
+    ``batch`` split over ``ctx`` (in ``accumulate`` micro-batches) and the KVStore's
+    sum of the devices' gradients."""
     from mxnet import gluon
 
-    from vggcli.train import compute_gradients
+    from vggcli.train import accumulate_gradients
     from vggcli.train_setup import build_net, make_trainer
     net = models.initialize(build_net(cfg, 10), init=cfg["init"], ctx=ctx, seed=cfg["seed"])
+    if accumulate > 1:
+        net.collect_params().setattr("grad_req", "add")
     net.hybridize(static_alloc=True, static_shape=True)
     trainer = make_trainer(net, cfg["lr"], cfg, kvstore)
-    compute_gradients(net, batch, ctx, gluon.loss.SoftmaxCrossEntropyLoss())
+    accumulate_gradients(net, batch, ctx, gluon.loss.SoftmaxCrossEntropyLoss(), accumulate)
     trainer.allreduce_grads()
     return net, trainer
 
@@ -195,6 +198,59 @@ def test_two_devices_compute_the_gradient_of_the_whole_batch(digits, tmp_path):
         gap = np.linalg.norm(after_two[name] - after_one[name])
         assert gap <= bound, describe("weights " + name, gap, bound)
         assert np.linalg.norm(after_one[name] - before[name]) > 10 * bound, name
+
+
+@pytest.mark.numerics
+@pytest.mark.parametrize("micro", [2, 4])
+def test_accumulated_micro_batches_give_the_whole_batch_gradient(digits, tmp_path, micro):
+    """--accumulate N sums the gradients of N micro-batches into one step: the sum is
+    the whole batch's gradient regrouped (as over devices), so within ``step_bounds``;
+    dropout is off in one_batch's config, so the masks do not differ. A step that kept
+    only the last micro-batch's gradient would miss it by about (N-1)/N of its norm,
+    which the second assertion shows is far outside the bound."""
+    import mxnet as mx
+
+    from .numerics import describe
+    cfg, batch = one_batch(digits, tmp_path)
+    whole = grads(gradients_after(cfg, batch, [mx.cpu(0)])[0])
+    summed = grads(gradients_after(cfg, batch, [mx.cpu(0)], accumulate=micro)[0])
+    bounds = step_bounds(cfg, batch)
+    for name in whole:
+        gap = np.linalg.norm(summed[name] - whole[name])
+        assert gap <= bounds[name], describe("gradient " + name, gap, bounds[name])
+        assert np.linalg.norm(whole[name]) > 10 * bounds[name], name
+
+
+def test_accumulate_trains_and_refuses_what_does_not_divide(digits, tmp_path):
+    summary = train(config(digits, tmp_path / "acc", accumulate=4, **STEP), progress=False)
+    assert summary["iterations"] == 45
+    with open(tmp_path / "acc" / "log.jsonl") as f:
+        start = json.loads(f.readline())
+    assert start["config"]["accumulate"] == 4
+    with pytest.raises(VggError, match="--accumulate 5 must divide the batch of 32"):
+        train(config(digits, tmp_path / "bad", accumulate=5, **STEP), progress=False)
+
+
+def test_gradient_compression_sends_two_bit_gradients(digits, tmp_path):
+    """--gradient-compression 2bit:t (MXNet's, with error feedback): each device sends
+    -t, 0 or +t per element and keeps the rest as a residual for the next step, so the
+    sum over two devices holds only values in {-2t, -t, 0, t, 2t}; uncompressed it
+    holds thousands of distinct values. It needs something to compress."""
+    threshold = 0.25
+    cfg, batch = one_batch(digits, tmp_path)
+    net = gradients_after(dict(cfg, gradient_compression="2bit:%g" % threshold), batch,
+                          [mx.cpu(0), mx.cpu(1)], kvstore="device")[0]
+    plain = grads(gradients_after(cfg, batch, [mx.cpu(0), mx.cpu(1)], kvstore="device")[0])
+    for name, grad in grads(net).items():
+        levels = grad / threshold
+        np.testing.assert_array_equal(levels, np.round(levels), err_msg=name)
+        assert np.abs(levels).max() <= 2, name
+    assert len(np.unique(plain["features.conv1_1.weight"])) > 100
+    with pytest.raises(VggError, match="needs --kvstore device with several devices"):
+        train(config(digits, tmp_path / "one", gradient_compression="2bit:0.5", **STEP),
+              progress=False)
+    with pytest.raises(VggError, match="2bit:THRESHOLD"):
+        recipes.validate(dict(gradient_compression="1bit"))
 
 
 @pytest.mark.numerics

@@ -11,28 +11,27 @@ import subprocess
 import sys
 import tempfile
 import time
-from statistics import median
 
 import numpy as np
 
-from .bench_common import OUT_DIR, _gluoncv_pair, _interleave, _median_rate, _row
+from .bench_common import OUT_DIR, ROUNDS, _gluoncv_pair, _interleave, _row, _timed_rates
 from .bench_peers import (bench_bfloat16, bench_dense_vs_multicrop, bench_distributed,
-                          bench_gflops, bench_int8, bench_threads, bench_torch_inference,
-                          bench_torch_training)
+                          bench_gflops, bench_int8, bench_scaling, bench_threads,
+                          bench_torch_inference, bench_torch_training)
 
 # --- inference ----------------------------------------------------------------------
 
-def bench_inference(batch=4, repeats=5):
+def bench_inference(batch=4, repeats=3):
     """VGG-D fp32 inference, ours vs GluonCV's model-zoo vgg16."""
     import mxnet as mx
 
     x = mx.nd.random.uniform(shape=(batch, 3, 224, 224))
     ours, peer = _gluoncv_pair()
-    rates = _interleave({name: lambda n=net: _median_rate(lambda: n(x).wait_to_read(), batch,
+    rates = _interleave({name: lambda n=net: _timed_rates(lambda: n(x).wait_to_read(), batch,
                                                           repeats)
                          for name, net in (("ours", ours), ("peer", peer))}, 2)
-    return [_row("VGG-D fp32 inference, 224, batch %d" % batch, median(rates["ours"]),
-                 median(rates["peer"]), "GluonCV vgg16", 1.0, "images/s")]
+    return [_row("VGG-D fp32 inference, 224, batch %d" % batch, rates["ours"],
+                 rates["peer"], "GluonCV vgg16", 1.0, "images/s")]
 
 
 # --- packing ------------------------------------------------------------------------
@@ -81,7 +80,7 @@ def _vgg_pack_args(root, out, cores, short_side, quality):
             "--val-ratio", "0", "--quiet"]
 
 
-def bench_packing(count=240, repeats=3, short_side=256, quality=95):
+def bench_packing(count=240, repeats=ROUNDS, short_side=256, quality=95):
     """``vgg pack`` vs MXNet's im2rec.py, same input, resize, quality and cores."""
     import mxnet
 
@@ -109,8 +108,8 @@ def bench_packing(count=240, repeats=3, short_side=256, quality=95):
                                            "--quality", str(quality), "--num-thread",
                                            str(cores), prefix, root])[0])
         rows = [_row("packing %d photos ~1000x750 -> short side %d, q%d, %d cores"
-                     % (count, short_side, quality, cores), count / median(ours),
-                     count / median(theirs), "MXNet im2rec.py", 2.0, "images/s",
+                     % (count, short_side, quality, cores), [count / t for t in ours],
+                     [count / t for t in theirs], "MXNet im2rec.py", 2.0, "images/s",
                      note="whole command, start-up included")]
         rss = []
         for size in (count // 4, count):
@@ -146,16 +145,15 @@ def _train_step_rate(net, batch, repeats):
         trainer.step(batch)
         loss.wait_to_read()
         mx.nd.waitall()
-    return _median_rate(step, batch, repeats)
+    return _timed_rates(step, batch, repeats)
 
 
-def bench_training(batch=8, repeats=2):
+def bench_training(batch=8, repeats=3):
     """VGG-D training step (forward, backward, SGD), ours vs GluonCV vgg16, same trainer."""
     ours, peer = _gluoncv_pair()
     rates = _interleave({name: lambda n=net: _train_step_rate(n, batch, repeats)
                          for name, net in (("ours", ours), ("peer", peer))}, 2)
-    ours_rate, peer_rate = median(rates["ours"]), median(rates["peer"])
-    return [_row("VGG-D training step, 224, batch %d" % batch, ours_rate, peer_rate,
+    return [_row("VGG-D training step, 224, batch %d" % batch, rates["ours"], rates["peer"],
                  "GluonCV vgg16", 1.0, "images/s")]
 
 
@@ -208,13 +206,13 @@ def bench_pipeline(count=240, batch=32, batches=6):
             return seen
 
         rates = {"ours": [], "theirs": []}
-        for _ in range(3):
+        for _ in range(ROUNDS):
             for name, fn in (("ours", ours), ("theirs", theirs)):
                 start = time.perf_counter()
                 seen = fn()
                 rates[name].append(seen / (time.perf_counter() - start) / cores)
         return [_row("training input pipeline, S in [256,512], 224 crops, per core",
-                     median(rates["ours"]), median(rates["theirs"]),
+                     rates["ours"], rates["theirs"],
                      "MXNet ImageRecordIter", 1.0, "images/s/core",
                      note="ImageRecordIter given preprocess_threads=%d" % cores)]
     finally:
@@ -225,17 +223,23 @@ BENCHES = {"inference": bench_inference, "int8": bench_int8, "torch": bench_torc
            "torch-training": bench_torch_training, "threads": bench_threads,
            "bfloat16": bench_bfloat16, "gflops": bench_gflops,
            "training": bench_training, "pipeline": bench_pipeline, "packing": bench_packing,
-           "dense": bench_dense_vs_multicrop, "distributed": bench_distributed}
+           "dense": bench_dense_vs_multicrop, "distributed": bench_distributed,
+           "scaling": bench_scaling}
 
 
 def render(rows):
     from .tables import markdown_table
 
+    def shown(value, spread):
+        return "%.2f" % value + (" (%.2f-%.2f)" % tuple(spread) if spread else "")
+
     return markdown_table(
-        ["figure", "ours", "peer", "ratio", "target", "pass"],
-        [[r["figure"], "%.2f %s" % (r["ours"], r["unit"]),
-          "%.2f (%s)" % (r["peer"], r["peer_name"]), "%.2fx" % r["ratio"],
-          ">= %.1fx" % r["target"], "yes" if r["passed"] else "no"] for r in rows])
+        ["figure", "ours: median (min-max)", "peer: median (min-max)", "ratio", "target",
+         "pass"],
+        [[r["figure"], "%s %s" % (shown(r["ours"], r.get("ours_range")), r["unit"]),
+          "%s, %s" % (shown(r["peer"], r.get("peer_range")), r["peer_name"]),
+          "%.2fx" % r["ratio"], ">= %.1fx" % r["target"], "yes" if r["passed"] else "no"]
+         for r in rows])
 
 
 def main(argv=None):

@@ -11,7 +11,7 @@ from statistics import median
 
 import numpy as np
 
-from .bench_common import _interleave, _median_rate, _row
+from .bench_common import ROUNDS, _interleave, _row, _timed_rates
 
 # --- PyTorch peer, dense vs multi-crop, features, distributed -----------------------
 
@@ -67,18 +67,20 @@ for _ in range(2 if variant == "compile" else 1):
 rates = []
 for _ in range(reps):
     t = time.perf_counter(); step(); rates.append(batch / (time.perf_counter() - t))
-print(sorted(rates)[len(rates) // 2], peak_rss_mb())
+print(",".join("%.6g" % r for r in rates), peak_rss_mb())
 """
 
-# Our net D, the same way. argv: task, batch, repetitions, dtype. Prints images/s and peak
-# RSS in MB, or "unsupported <why>" where this CPU cannot run the dtype.
+# Our net D, the same way. argv: task, batch, repetitions, dtype, micro-batches (training:
+# the batch's gradient accumulated over them, as vgg train --accumulate). Prints images/s
+# and peak RSS in MB, or "unsupported <why>" where this CPU cannot run the dtype.
 _OURS_VGG16 = _PEAK_RSS + """
 import sys, time
 task, batch, reps, dtype = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+micro = int(sys.argv[5])
 import vggcli
 vggcli.configure()  # as the vgg command: threads, AMX, quiet logs
 from vggcli import precision
-used, note = precision.prepare(dtype)  # bfloat16 falls back where there is no AMX
+used, note = precision.prepare(dtype)  # bfloat16 falls back without bf16 instructions
 if used != dtype:
     print("unsupported", note); sys.exit(0)
 import mxnet as mx
@@ -88,6 +90,8 @@ precision.start_mixed_precision(dtype if task == "train" else "float32")
 net = models.get_model("D")
 if task != "train":  # as PyTorch, which allocates gradients only in backward
     net.collect_params().setattr("grad_req", "null")
+elif micro > 1:
+    net.collect_params().setattr("grad_req", "add")
 net = models.initialize(net, init="xavier", seed=0)
 net.hybridize(static_alloc=True, static_shape=True)
 x = mx.nd.random.uniform(-128, 127, shape=(batch, 3, 224, 224))
@@ -96,10 +100,16 @@ if task == "train":
                             dict(learning_rate=0.01, momentum=0.9, wd=5e-4))
     loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
     y = mx.nd.array([i % 1000 for i in range(batch)])
+    part = batch // micro
     def step():
-        with autograd.record():
-            loss = loss_fn(precision.to_float32(net(x)), y)
-        loss.backward(); trainer.step(batch); mx.nd.waitall()
+        for k in range(micro):
+            with autograd.record():
+                loss = loss_fn(precision.to_float32(net(x[k * part:(k + 1) * part])),
+                               y[k * part:(k + 1) * part])
+            loss.backward()
+        trainer.step(batch); mx.nd.waitall()
+        if micro > 1:
+            net.collect_params().zero_grad()
 else:
     forward = precision.convert_for_inference(net, dtype, x[:1].asnumpy(), [mx.cpu()])
     def step():
@@ -108,7 +118,7 @@ step()
 rates = []
 for _ in range(reps):
     t = time.perf_counter(); step(); rates.append(batch / (time.perf_counter() - t))
-print(sorted(rates)[len(rates) // 2], peak_rss_mb())
+print(",".join("%.6g" % r for r in rates), peak_rss_mb())
 """
 
 
@@ -125,29 +135,39 @@ def _run_torch(task, batch, repeats, variant, threads):
     """(images/s, peak RSS MB) of the PyTorch VGG-16, in its own process."""
     out = subprocess.run([sys.executable, "-c", _TORCH_VGG16, str(threads), task, str(batch),
                           str(repeats), variant], capture_output=True, text=True, check=True)
-    rate, rss = out.stdout.split()[-2:]
-    return float(rate), float(rss)
+    return _rates_and_rss(out.stdout)
 
 
-def _run_ours(task, batch, repeats, dtype="float32", env=None):
+def _rates_and_rss(stdout):
+    """([images/s of each timed step], peak RSS MB) from a peer script's last line."""
+    rates, rss = stdout.split()[-2:]
+    return [float(r) for r in rates.split(",")], float(rss)
+
+
+def _run_ours(task, batch, repeats, dtype="float32", env=None, micro=1):
     """(images/s, peak RSS MB) of our net D in its own process, or None where this CPU
-    cannot run ``dtype``."""
+    cannot run ``dtype``; ``micro``: training micro-batches (vgg train --accumulate)."""
     out = subprocess.run([sys.executable, "-c", _OURS_VGG16, task, str(batch), str(repeats),
-                          dtype], capture_output=True, text=True, check=True, env=env)
+                          dtype, str(micro)], capture_output=True, text=True, check=True,
+                         env=env)
     if out.stdout.startswith("unsupported"):
         print("bench: %s" % out.stdout.split(" ", 1)[1].strip(), file=sys.stderr)
         return None
-    rate, rss = out.stdout.split()[-2:]
-    return float(rate), float(rss)
+    return _rates_and_rss(out.stdout)
 
 
 _MEASURED = {}  # (task, batch) -> our float32 images/s in this run, reused by bench_gflops
 
 
 def _alternate(sides, rounds, once=()):
-    """Median images/s (and the largest peak RSS) of each side's (images/s, RSS) runs."""
-    runs = _interleave(sides, rounds, once)
-    return {name: (median([r[0] for r in values]), max(r[1] for r in values))
+    """Each side's ([images/s of every timed step of every round], largest peak RSS),
+    the sides' processes alternated round by round."""
+    runs = {name: [] for name in sides}
+    for round_index in range(rounds):
+        for name, fn in sides.items():
+            if round_index == 0 or name not in once:
+                runs[name].append(fn())
+    return {name: ([r for rates, _ in values for r in rates], max(rss for _, rss in values))
             for name, values in runs.items()}
 
 
@@ -165,16 +185,17 @@ def bench_torch_inference(batches=(1, 16), repeats=3, rounds=2):
         result = _alternate({
             "ours": lambda b=batch, r=reps: _run_ours("infer", b, r),
             "eager": lambda b=batch, r=reps: _run_torch("infer", b, r, "eager", cores),
-            "compile": lambda b=batch, r=reps: _run_torch("infer", b, r, "compile", cores)},
+            "compile": lambda b=batch, r=reps: _run_torch("infer", b, max(r, ROUNDS),
+                                                          "compile", cores)},
             rounds, once=("compile",))
-        _MEASURED["infer", batch] = result["ours"][0]
-        best = max(("eager", "compile"), key=lambda k: result[k][0])
+        _MEASURED["infer", batch] = median(result["ours"][0])
+        best = max(("eager", "compile"), key=lambda k: median(result[k][0]))
         rows.append(_row("VGG-D fp32 inference, 224, batch %d, %d threads" % (batch, cores),
                          result["ours"][0], result[best][0],
                          "PyTorch %s channels_last" % ("torch.compile" if best == "compile"
                                                        else "eager"), 1.0, "images/s",
                          note="PyTorch eager %.2f, torch.compile %.2f images/s"
-                         % (result["eager"][0], result["compile"][0])))
+                         % (median(result["eager"][0]), median(result["compile"][0]))))
     return rows
 
 
@@ -216,7 +237,7 @@ def bench_bfloat16(batch=16, repeats=3, rounds=2):
             _row("VGG-D bf16 training step, batch %d, vs our float32" % batch, train["bf16"][0],
                  train["fp32"][0], "ours, float32", 1.0, "images/s")]
     if "torch" in infer:
-        best = max(("torch", "torch-autocast"), key=lambda k: infer[k][0])
+        best = max(("torch", "torch-autocast"), key=lambda k: median(infer[k][0]))
         rows += [_row("VGG-D bf16 inference, batch %d" % batch, infer["bf16"][0],
                       infer[best][0], "PyTorch %s" % ("bf16 weights, channels_last"
                                                       if best == "torch" else "autocast"),
@@ -257,9 +278,31 @@ def bench_dense_vs_multicrop(scales=(256, 384, 512)):
                  note="dense %.1fs, multi-crop %.1fs per image" % (dense, crops))]
 
 
-def bench_distributed(epochs=1):
-    """Training images/s of 2 dist_sync workers (+1 server) vs 1 process on this machine:
-    with 2 cores this shows the overhead of ps-lite, not a speed-up."""
+def _loopback_bytes():
+    """Bytes sent over the loopback interface so far (Linux), else None."""
+    try:
+        with open("/proc/net/dev") as f:
+            for line in f:
+                name, _, counters = line.partition(":")
+                if name.strip() == "lo":
+                    return int(counters.split()[8])  # transmit bytes
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _final_val_error(run_dir):
+    import json
+    with open(os.path.join(run_dir, "log.jsonl")) as f:
+        epochs = [json.loads(line) for line in f if '"event": "epoch"' in line]
+    return epochs[-1]["val_top1_err"], epochs[-1]["iteration"]
+
+
+def bench_distributed(epochs=2):
+    """1/8-width net A on the digits: 2 dist_sync workers (+1 server) vs 1 process, and
+    with 2-bit gradient compression: bytes sent per step over loopback (measured from
+    the kernel's counters), time, and the validation error after ``epochs`` (same
+    seed). With 2 cores this shows ps-lite's overhead, not a speed-up."""
     from data_tools import pack as packing
     from data_tools.digits import write_digits
 
@@ -273,25 +316,90 @@ def bench_distributed(epochs=1):
         args = ["train", "--net", "A", "--data", os.path.join(work, "data"), "--width-mult",
                 "0.125", "--fc-width", "32", "--crop-size", "32", "--scale", "36",
                 "--batch-size", "32", "--epochs", str(epochs), "--init", "xavier", "--quiet"]
-        start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "vggcli"] + args + ["--out",
-                       os.path.join(work, "one")], check=True, capture_output=True)
-        single = time.perf_counter() - start
-        start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "vggcli", "launch", "-n", "2", "-s", "1", "--",
-                        "vgg"] + args + ["--kvstore", "dist_sync", "--out",
-                                         os.path.join(work, "two")],
-                       check=True, capture_output=True)
-        double = time.perf_counter() - start
+        runs = {}
+        for name, extra, launched in (("one", [], False), ("dist", [], True),
+                                      ("2bit", ["--gradient-compression", "2bit:0.5"], True)):
+            out = os.path.join(work, name)
+            command = [sys.executable, "-m", "vggcli"] + (
+                ["launch", "-n", "2", "-s", "1", "--", "vgg"] if launched else []) + args + \
+                extra + (["--kvstore", "dist_sync"] if launched else []) + ["--out", out]
+            sent, start = _loopback_bytes(), time.perf_counter()
+            subprocess.run(command, check=True, capture_output=True)
+            seconds = time.perf_counter() - start
+            error, steps = _final_val_error(out)
+            after = _loopback_bytes()
+            runs[name] = dict(seconds=seconds, error=error, steps=steps,
+                              bytes=(after - sent) / steps if None not in (sent, after)
+                              else float("nan"))
         images = 1438 * epochs
-        return [_row("training, 1/8-width net A on digits: 2 dist_sync workers vs 1 process",
-                     images / double, images / single, "ours, 1 process", 0.0, "images/s",
-                     note="2 cores: overhead, not speed-up; whole commands")]
+        return [
+            _row("training, 1/8-width net A on digits: 2 dist_sync workers vs 1 process",
+                 images / runs["dist"]["seconds"], images / runs["one"]["seconds"],
+                 "ours, 1 process", 0.0, "images/s",
+                 note="2 cores: overhead, not speed-up; whole commands, 1 round each"),
+            _row("dist_sync bytes sent per step over loopback: 2-bit compression vs none",
+                 runs["2bit"]["bytes"], runs["dist"]["bytes"], "no compression", 4.0,
+                 "bytes/step", higher_is_better=False,
+                 note="all processes, measured from /proc/net/dev; pushes shrink 16x, "
+                      "pulls of the weights do not"),
+            _row("val top-1 error after %d epochs: 2-bit compression vs none (same seed)"
+                 % epochs, runs["2bit"]["error"], runs["dist"]["error"], "no compression",
+                 0.0, "error", higher_is_better=False,
+                 note="one seed: a difference under a few points is noise")]
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def bench_torch_training(batch=16, steps=2, rounds=2):
+PAPER_SPEEDUP_4_GPUS = 3.75
+
+
+def scaling_model(seconds_per_image, parameters, machines=(2, 4, 8, 16), gbits=(10, 25, 100),
+                  batch=256, compression=1):
+    """Modelled data-parallel speed-up of a dist_sync step of ``batch`` images over W
+    machines, each a worker and a server (keys sharded evenly):
+
+        compute(W) = batch / W x seconds_per_image
+        comm(W)    = (W - 1) / W x (push + pull) / bandwidth
+        push = 4 x parameters / compression bytes, pull = 4 x parameters bytes
+        speed-up   = batch x seconds_per_image / (compute(W) + comm(W))
+
+    The (W - 1) / W is the share of each worker's keys held by other machines' servers;
+    every link is full-duplex and carries its worker's traffic and its server's
+    equally. Compute and communication are not overlapped (an upper bound on the
+    step). Returns {(W, Gb/s): speed-up}."""
+    result = {}
+    for w in machines:
+        for g in gbits:
+            moved = 4.0 * parameters * (1.0 / compression + 1.0)
+            comm = (w - 1) / w * moved / (g * 1e9 / 8)
+            result[w, g] = batch * seconds_per_image / (batch / w * seconds_per_image + comm)
+    return result
+
+
+def bench_scaling(batch=256):
+    """The modelled speed-up table (``scaling_model``) for VGG-D from this machine's
+    measured training step, beside the paper's 3.75x on 4 GPUs."""
+    from vggcli import models
+    rate = _MEASURED.get(("train", 16)) or median(_run_ours("train", 16, 3)[0])
+    params = models.count_params(models.get_model("D"))  # 138,357,544
+    rows = []
+    for compression, label in ((1, "fp32 gradients"), (16, "2-bit pushes")):
+        table = scaling_model(1.0 / rate, params, compression=compression, batch=batch)
+        for (w, g), speedup in sorted(table.items()):
+            if compression == 16 and g != 10:
+                continue
+            rows.append(_row("modelled VGG-D speed-up, %d machines, %d Gb/s, %s" % (w, g, label),
+                             speedup, PAPER_SPEEDUP_4_GPUS if w == 4 else float(w),
+                             "paper, 4 GPUs" if w == 4 else "linear", 0.0, "x",
+                             note="model: scaling_model; step of %d images at %.2f images/s"
+                             % (batch, rate)))
+    return rows
+
+
+MICRO = 4  # micro-batches of the --accumulate memory row
+
+
+def bench_torch_training(batch=16, steps=3, rounds=2):
     """VGG-D training step (forward, backward, SGD with momentum and weight decay) and the
     process's peak RSS, ours vs PyTorch eager channels_last; each side in its own process."""
     if not _has_torch():
@@ -300,37 +408,142 @@ def bench_torch_training(batch=16, steps=2, rounds=2):
 
     cores = available_cores()
     result = _alternate({"ours": lambda: _run_ours("train", batch, steps),
+                         "accumulate": lambda: _run_ours("train", batch, 1, micro=MICRO),
                          "torch": lambda: _run_torch("train", batch, steps, "eager", cores)},
-                        rounds)
-    _MEASURED["train", batch] = result["ours"][0]
+                        rounds, once=("accumulate",))  # its memory, not its speed
+    _MEASURED["train", batch] = median(result["ours"][0])
     return [_row("VGG-D training step, 224, batch %d" % batch, result["ours"][0],
                  result["torch"][0], "PyTorch channels_last", 1.0, "images/s"),
             _row("VGG-D training peak RSS, batch %d" % batch, result["ours"][1],
-                 result["torch"][1], "PyTorch", 1.0, "MB", higher_is_better=False)]
+                 result["torch"][1], "PyTorch", 1.0, "MB", higher_is_better=False,
+                 note="one pass of the whole batch (the same-batch figure)"),
+            _row("VGG-D training peak RSS, batch %d as %d x %d (--accumulate %d)"
+                 % (batch, MICRO, batch // MICRO, MICRO), result["accumulate"][1],
+                 result["torch"][1],
+                 "PyTorch, one batch of %d" % batch, 1.0, "MB", higher_is_better=False,
+                 note="the same update; %.2f images/s" % median(result["accumulate"][0]))]
 
 
-def bench_gflops(batch=16, repeats=3, size=4096):
-    """Achieved GFLOP/s of VGG-D inference and training (batch 16) against this machine's
-    fp32 GEMM ceiling (mx.nd.dot of size^3), measured in the same run. The images/s come
-    from the PyTorch comparisons when they ran, else from their own processes."""
+def physical_peak(info_path="/proc/cpuinfo", clock_ghz=None):
+    """(peak fp32 GFLOP/s, how it was computed) of this machine's cores.
+
+    peak = physical cores x clock x FLOP per cycle per core, with FLOP per cycle =
+    2 (a fused multiply-add) x fp32 lanes per vector x vector FMA units. Lanes: 16
+    with AVX-512, 8 with AVX2. Units: 2, as on every AVX2/AVX-512 server core we know
+    of (Intel Haswell to Sapphire Rapids Gold/Platinum, AMD Zen 2-5); AMD Zen 4
+    (family 25 with AVX-512) runs 512-bit operations on 256-bit units, so 8 lanes
+    there. Physical cores = logical CPUs / (siblings / cpu cores). The clock is the
+    one Linux reports while a GEMM keeps the cores busy (a VM may report its nominal
+    clock)."""
+    from ._env import available_cores
+    from .precision import cpu_flags
+    fields = {}
+    try:
+        with open(info_path) as f:
+            for line in f:
+                if ":" in line:
+                    key, value = (part.strip() for part in line.split(":", 1))
+                    fields.setdefault(key, value)
+    except OSError:
+        pass
+    flags = cpu_flags(info_path)
+    lanes = 16 if "avx512f" in flags else 8 if "avx2" in flags else 4
+    if lanes == 16 and fields.get("vendor_id") == "AuthenticAMD" and \
+            fields.get("cpu family") == "25":
+        lanes = 8  # Zen 4: 512-bit instructions on 256-bit units
+    units = 2
+    try:
+        per_core = int(fields["siblings"]) / int(fields["cpu cores"])
+    except (KeyError, ValueError, ZeroDivisionError):
+        per_core = 1
+    cores = max(1.0, available_cores() / max(per_core, 1))
+    ghz = clock_ghz or float(fields.get("cpu MHz", 0)) / 1000
+    flop_per_cycle = 2 * lanes * units
+    peak = cores * ghz * flop_per_cycle
+    return peak, ("%g physical cores x %.2f GHz x %d FLOP/cycle (2 x %d fp32 lanes x %d FMA "
+                  "units)" % (cores, ghz, flop_per_cycle, lanes, units))
+
+
+def _busy_clock_ghz(work):
+    """The clock Linux reports (mean over CPUs) while ``work`` runs in a thread."""
+    import threading
+    done = threading.Event()
+    samples = []
+
+    def sample():
+        while not done.is_set():
+            try:
+                with open("/proc/cpuinfo") as f:
+                    values = [float(line.split(":")[1]) for line in f
+                              if line.startswith("cpu MHz")]
+                if values:
+                    samples.append(sum(values) / len(values) / 1000)
+            except (OSError, ValueError):
+                pass
+            done.wait(0.1)
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    try:
+        work()
+    finally:
+        done.set()
+        thread.join()
+    return median(samples) if samples else None
+
+
+def _best_gemm(size, repeats):
+    """{library: fp32 GEMM GFLOP/s} of a size^3 product: MXNet, numpy, torch if present."""
     import mxnet as mx
+    flop = 2.0 * size ** 3 / 1e9
+    a = mx.nd.random.uniform(shape=(size, size))
+    results = {"mx.nd.dot": median(_timed_rates(lambda: mx.nd.dot(a, a).wait_to_read(), flop,
+                                                repeats))}
+    b = a.asnumpy()
+    results["numpy"] = median(_timed_rates(lambda: b.dot(b), flop, repeats))
+    try:
+        import torch
+        t = torch.from_numpy(b)
+        results["torch.mm"] = median(_timed_rates(lambda: torch.mm(t, t), flop, repeats))
+    except ImportError:
+        pass
+    return results
 
+
+def bench_gflops(batch=16, repeats=ROUNDS, size=4096):
+    """Achieved GFLOP/s of VGG-D inference and training (batch 16) as a share of this
+    machine's physical fp32 peak (``physical_peak``), and of the best GEMM measured here
+    (MXNet, numpy, torch) as a second reference. The images/s come from the PyTorch
+    comparisons when they ran, else from their own processes."""
     from vggcli import models
 
-    a = mx.nd.random.uniform(shape=(size, size))
-    gemm = _median_rate(lambda: mx.nd.dot(a, a).wait_to_read(), 2.0 * size ** 3 / 1e9,
-                        repeats)
+    clock = []
+    gemms = {}
+
+    def measure():
+        gemms.update(_best_gemm(size, repeats))
+    clock.append(_busy_clock_ghz(measure))
+    peak, formula = physical_peak(clock_ghz=clock[0])
+    best = max(gemms, key=gemms.get)
     flops = 2.0 * models.multiply_adds("D") / 1e9  # 30.9 GFLOP per image
-    infer = _MEASURED.get(("infer", batch)) or _run_ours("infer", batch, repeats)[0]
-    train = _MEASURED.get(("train", batch)) or _run_ours("train", batch, 2)[0]
-    return [_row("VGG-D fp32 inference, batch %d, share of the GEMM ceiling" % batch,
-                 infer * flops, gemm, "mx.nd.dot %d^3" % size, 0.7, "GFLOP/s"),
-            _row("VGG-D fp32 training, batch %d, share of the GEMM ceiling" % batch,
-                 train * 3 * flops, gemm, "mx.nd.dot %d^3" % size, 0.7, "GFLOP/s",
-                 note="backward counted as 2x forward")]
+    infer = _MEASURED.get(("infer", batch)) or median(_run_ours("infer", batch, repeats)[0])
+    train = _MEASURED.get(("train", batch)) or median(_run_ours("train", batch, 3)[0])
+    gemm_note = ", ".join("%s %.0f" % kv for kv in sorted(gemms.items()))
+    rows = []
+    for task, achieved, note in (("inference", infer * flops, ""),
+                                 ("training", train * 3 * flops,
+                                  "; backward counted as 2x forward")):
+        rows.append(_row("VGG-D fp32 %s, batch %d, share of the physical peak" % (task, batch),
+                         achieved, peak, "peak: " + formula, 0.0, "GFLOP/s",
+                         note="direct convolution FLOPs%s" % note))
+        rows.append(_row("VGG-D fp32 %s, batch %d, vs the best GEMM here" % (task, batch),
+                         achieved, gemms[best], "%s %d^3" % (best, size), 0.7, "GFLOP/s",
+                         note="GEMM GFLOP/s: " + gemm_note))
+    rows.append(_row("best fp32 GEMM here, share of the physical peak", gemms[best], peak,
+                     "peak: " + formula, 0.5, "GFLOP/s", note=gemm_note))
+    return rows
 
 
-def bench_int8(batch=8, repeats=3):
+def bench_int8(batch=8, repeats=ROUNDS):
     """VGG-D inference, INT8 (oneDNN, calibrated on real photos) vs our float32."""
     from skimage import data
 
@@ -346,8 +559,13 @@ def bench_int8(batch=8, repeats=3):
     net.hybridize(static_alloc=True, static_shape=True)
     quantized = quantize(net, calibration, [mx.cpu()])
     x = mx.nd.array(np.concatenate([calibration] * (batch // len(calibration) + 1))[:batch])
-    fp32 = _median_rate(lambda: net(x).wait_to_read(), batch, repeats)
-    int8 = _median_rate(lambda: quantized(x).wait_to_read(), batch, repeats)
+    for block in (net, quantized):  # warm-up, then single timed steps alternated
+        block(x).wait_to_read()
+    rates = _interleave({"fp32": lambda: _timed_rates(lambda: net(x).wait_to_read(), batch, 1,
+                                                      warm_up=False),
+                         "int8": lambda: _timed_rates(lambda: quantized(x).wait_to_read(),
+                                                      batch, 1, warm_up=False)}, repeats)
+    fp32, int8 = rates["fp32"], rates["int8"]
     from .precision import cpu_description
     return [_row("VGG-D inference, 224, batch %d: INT8 vs float32" % batch, int8, fp32,
                  "ours, float32", 3.0, "images/s", note=cpu_description())]

@@ -22,6 +22,9 @@ FIELDS = {
                              "middle of a jittered range)"),
     "crop_size": (224, int, "training crop side, pixels"),
     "batch_size": (256, int, "global mini-batch, images (split across devices)"),
+    "accumulate": (1, int, "micro-batches per step: the batch's gradient summed over N "
+                           "passes of batch/N images (memory of batch/N; the same update up "
+                           "to summation order and dropout masks)"),
     "lr": (0.01, float, "initial learning rate"),
     "momentum": (0.9, float, "SGD momentum"),
     "wd": (0.0005, float, "weight decay (L2), on every parameter"),
@@ -41,6 +44,9 @@ FIELDS = {
                            "AVX512-BF16 or AMX) or float16 (GPUs); weights stay float32"),
     "kvstore": (None, str, "local, device, nccl, dist_sync, dist_device_sync (default: "
                            "device for several GPUs, else local)"),
+    "gradient_compression": (None, str, "MXNet's 2-bit gradient compression with error "
+                                        "feedback, '2bit:THRESHOLD' (e.g. 2bit:0.5; device "
+                                        "and dist kvstores): 1/16 of the pushed bytes"),
     "workers": (None, int, "data-loading threads (default: every core)"),
     "seed": (0, int, "seed of init, shuffling, augmentation and dropout"),
     "checkpoint_every": (0, int, "also checkpoint every N iterations (0: per epoch only)"),
@@ -53,7 +59,7 @@ CHOICES = {"init": ("normal", "xavier"), "dtype": DTYPES, "kvstore": KVSTORES}
 # Recipe-only descriptive keys (not training settings).
 META_FIELDS = ("description", "parent", "paper_top1_top5_err")
 RESUMABLE = ("devices", "dtype", "kvstore", "workers", "epochs", "checkpoint_every", "keep",
-             "log_every")
+             "log_every", "accumulate", "gradient_compression")
 
 
 def defaults():
@@ -82,7 +88,8 @@ def validate(config, where="config"):
     out = {k: (_coerce(k, v, where) if k in FIELDS else v) for k, v in config.items()}
     if "net" in out and out["net"] is not None:
         out["net"] = canonical_name(out["net"])
-    for key in ("crop_size", "batch_size", "epochs", "keep", "log_every", "fc_width"):
+    for key in ("crop_size", "batch_size", "epochs", "keep", "log_every", "fc_width",
+                "accumulate"):
         if key in out and out[key] is not None and out[key] < 1:
             raise VggError("%s: %s must be >= 1, got %r" % (where, key, out[key]))
     for key, value in out.items():
@@ -103,6 +110,8 @@ def validate(config, where="config"):
         if out.get(key) not in (None,) + tuple(allowed):
             raise VggError("%s: %s must be one of %s, got %r" % (where, key, ", ".join(allowed),
                                                                  out[key]))
+    if out.get("gradient_compression") is not None:
+        parse_compression(out["gradient_compression"], where)
     if out.get("devices") is not None:
         from .devices import parse_devices
         parse_devices(out["devices"])
@@ -110,6 +119,19 @@ def validate(config, where="config"):
         from .data import Scale
         out["scale"] = str(Scale.parse(out["scale"]))
     return out
+
+
+def parse_compression(text, where="--gradient-compression"):
+    """'2bit:THRESHOLD' -> MXNet's compression params {'type': '2bit', 'threshold': t}."""
+    kind, _, threshold = str(text).partition(":")
+    try:
+        value = float(threshold)
+    except ValueError:
+        value = float("nan")
+    if kind != "2bit" or not (math.isfinite(value) and value > 0):
+        raise VggError("%s: gradient_compression must be 2bit:THRESHOLD with a threshold > 0 "
+                       "(e.g. 2bit:0.5), got %r" % (where, text))
+    return {"type": "2bit", "threshold": value}
 
 
 def recipes_dir():

@@ -70,6 +70,26 @@ def compute_gradients(net, batch, ctx, loss_fn, trainer=None, loss_scaling=False
     return outputs, labels, losses
 
 
+def accumulate_gradients(net, batch, ctx, loss_fn, micro_batches=1, trainer=None,
+                         loss_scaling=False):
+    """``compute_gradients`` of ``batch`` in ``micro_batches`` consecutive parts (the
+    net's grad_req is 'add', so each device ends up with the sum over its images of
+    the whole batch, as one pass would give, with the activations of one part in
+    memory). Returns the parts' (outputs, labels, losses), concatenated."""
+    if micro_batches == 1:
+        return compute_gradients(net, batch, ctx, loss_fn, trainer, loss_scaling)
+    size = batch[2].shape[0]
+    bounds = [size * i // micro_batches for i in range(micro_batches + 1)]
+    outputs, labels, losses = [], [], []
+    for start, stop in zip(bounds[:-1], bounds[1:]):
+        part = compute_gradients(net, [a[start:stop] for a in batch], ctx, loss_fn, trainer,
+                                 loss_scaling)
+        outputs += part[0]
+        labels += part[1]
+        losses += part[2]
+    return outputs, labels, losses
+
+
 def evaluate(net, loader, ctx):
     """Single-crop validation: dict(loss, top1_err, top5_err)."""
     import mxnet as mx
@@ -110,10 +130,12 @@ def train_one_epoch(run, epoch, start_batch, meter_state=None):
     tick, batch = time.time(), start_batch
     try:
         for batch, (crops, offsets, labels) in enumerate(run.train_loader, start_batch):
-            outputs, label_parts, losses = compute_gradients(
-                net, (crops, offsets, labels), ctx, run.loss_fn, trainer,
+            outputs, label_parts, losses = accumulate_gradients(
+                net, (crops, offsets, labels), ctx, run.loss_fn, cfg["accumulate"], trainer,
                 loss_scaling=run.loss_scaling)
             trainer.step(labels.shape[0] * run.workers)  # the global batch
+            if cfg["accumulate"] > 1:
+                net.collect_params().zero_grad()
             counts = _forward_counts(outputs, label_parts, run.loss_fn)
             loss_sum = sum(loss.sum().asscalar() for loss in losses)
             if not math.isfinite(loss_sum):

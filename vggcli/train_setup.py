@@ -83,9 +83,14 @@ def make_trainer(net, lr, cfg, kvstore, dist=False):
     """SGD with momentum and weight decay (§3.1). With a ``dist_*`` kvstore the update
     runs on the servers (``update_on_kvstore``), elsewhere on the devices."""
     from mxnet import gluon
+
+    from .recipes import parse_compression
+    compression = cfg.get("gradient_compression")
     return gluon.Trainer(net.collect_params(), "sgd",
                          dict(learning_rate=lr, momentum=cfg["momentum"], wd=cfg["wd"]),
-                         kvstore=kvstore, update_on_kvstore=True if dist else False)
+                         kvstore=kvstore, update_on_kvstore=True if dist else False,
+                         compression_params=parse_compression(compression) if compression
+                         else None)
 
 
 def _distribution(cfg):
@@ -114,6 +119,8 @@ def _start_net(cfg, classes, ctx, found):
             init_from_a(net, cfg["init_from"], ctx)
         if cfg["finetune_from"]:
             load_params(net, cfg["finetune_from"], ctx=ctx)
+    if cfg["accumulate"] > 1:  # gradients add up over the micro-batches of a step
+        net.collect_params().setattr("grad_req", "add")
     net.hybridize(static_alloc=True, static_shape=True)
     return net
 
@@ -181,6 +188,21 @@ def setup(cfg, meta=None, resume=False, progress=True):
     if local["batch_size"] < len(ctx):
         raise VggError("batch size %d is smaller than the %d devices"
                        % (local["batch_size"], len(ctx)))
+    if cfg.get("gradient_compression") and (kv_name == "local" or (
+            not dist and len(ctx) < 2)):
+        raise VggError("--gradient-compression compresses what devices or workers send: it "
+                       "needs --kvstore device with several devices, or a dist kvstore under "
+                       "vgg launch (this run uses kvstore %s on %d device%s)"
+                       % (kv_name, len(ctx), "s" if len(ctx) > 1 else ""))
+    micro = local["batch_size"] // cfg["accumulate"]
+    if local["batch_size"] % cfg["accumulate"] or micro < len(ctx):
+        raise VggError("--accumulate %d must divide the batch of %d images%s into micro-batches "
+                       "of at least one image per device (%d)" % (
+                           cfg["accumulate"], local["batch_size"],
+                           " per worker" if workers > 1 else "", len(ctx)))
+    if cfg["accumulate"] > 1 and dtype == "float16":
+        raise VggError("--accumulate with --dtype float16: AMP's loss scaling is per step; "
+                       "use float32 or bfloat16")
     precision.check_devices(dtype, ctx)
     if dtype == "float16" and dist:
         raise VggError("--dtype float16 with a dist kvstore: AMP's loss scaling needs the "
