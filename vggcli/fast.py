@@ -6,7 +6,6 @@ the crop size; the quantized graph then runs on inputs of any size, so the
 dense form is calibrated once for every test scale. Fidelity is measured on
 the images after the calibration ones, so it is not flattered by them.
 """
-import logging
 import warnings
 
 import numpy as np
@@ -49,14 +48,14 @@ def quantize(block, calibration, ctx, batch_size=16):
     loader = mx.gluon.data.DataLoader(
         mx.gluon.data.ArrayDataset(calibration, np.zeros(len(calibration), np.float32)),
         batch_size=min(batch_size, len(calibration)))
-    quiet = logging.getLogger("vgg.quantize")
-    quiet.setLevel(logging.ERROR)
+    # NOTE: no logger: given one, even a silenced one, quantize_net sets
+    # MXNET_QUANTIZATION_VERBOSE=1 and the C++ pass prints a line per layer
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return quantization.quantize_net(block, quantized_dtype="auto", calib_mode="naive",
                                          calib_data=loader,
                                          num_calib_examples=len(calibration), ctx=ctx[0],
-                                         logger=quiet)
+                                         logger=None)
 
 
 def fidelity_batch(read_image, total, crop, scale, mean_rgb, after=0):
