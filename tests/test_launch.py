@@ -64,6 +64,18 @@ def test_two_workers_step_like_one_process(digits, tmp_path):
 
 
 @pytest.mark.slow
+def test_gradient_compression_under_dist_sync(digits, tmp_path):
+    """MXNet 1.9.1's dist kvstore refuses compression with pushpull (gluon.Trainer's
+    way): the workers push then pull, and stay identical."""
+    result = _launch(["-n", "2", "-s", "1", "--", "vgg", "train", "--kvstore", "dist_sync",
+                      "--gradient-compression", "2bit:0.5", "--out", str(tmp_path / "c"),
+                      "--data", digits, "--batch-size", "64", "--epochs", "1"] + TRAIN)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    digests = re.findall(r"final weights sha256 ([0-9a-f]{64})", result.stdout)
+    assert len(digests) == 2 and len(set(digests)) == 1
+
+
+@pytest.mark.slow
 def test_unequal_shards_finish(digits, tmp_path):
     # 1,438 records over 3 workers: shards of 480, 479, 479 -> the same step count
     result = _launch(["-n", "3", "-s", "1", "--", "vgg", "train", "--kvstore", "dist_sync",

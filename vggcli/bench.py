@@ -128,7 +128,7 @@ def bench_packing(count=240, repeats=ROUNDS, short_side=256, quality=95):
 
 # --- training -------------------------------------------------------------------
 
-def _train_step_rate(net, batch, repeats):
+def _train_step(net, batch):
     import mxnet as mx
     from mxnet import autograd, gluon
 
@@ -145,14 +145,18 @@ def _train_step_rate(net, batch, repeats):
         trainer.step(batch)
         loss.wait_to_read()
         mx.nd.waitall()
-    return _timed_rates(step, batch, repeats)
+    return step
 
 
-def bench_training(batch=8, repeats=3):
-    """VGG-D training step (forward, backward, SGD), ours vs GluonCV vgg16, same trainer."""
+def bench_training(batch=8, repeats=ROUNDS):
+    """VGG-D training step (forward, backward, SGD), ours vs GluonCV vgg16, same trainer;
+    after a warm-up step each, single timed steps alternate between the two."""
     ours, peer = _gluoncv_pair()
-    rates = _interleave({name: lambda n=net: _train_step_rate(n, batch, repeats)
-                         for name, net in (("ours", ours), ("peer", peer))}, 2)
+    steps = {name: _train_step(net, batch) for name, net in (("ours", ours), ("peer", peer))}
+    for step in steps.values():
+        step()
+    rates = _interleave({name: lambda s=step: _timed_rates(s, batch, 1, warm_up=False)
+                         for name, step in steps.items()}, repeats)
     return [_row("VGG-D training step, 224, batch %d" % batch, rates["ours"], rates["peer"],
                  "GluonCV vgg16", 1.0, "images/s")]
 

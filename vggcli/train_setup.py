@@ -79,6 +79,25 @@ def init_from_a(net, path, ctx):
     return copied
 
 
+def _push_then_pull_trainer():
+    from mxnet import gluon
+
+    class PushThenPull(gluon.Trainer):
+        """NOTE: ours because MXNet 1.9.1's dist kvstore refuses gradient compression
+        with pushpull ("Compression not supported with PushPull"), which gluon.Trainer
+        always uses for dense gradients; a push then a pull is the same exchange."""
+
+        def _allreduce_grads(self):
+            if not self._kvstore:
+                return
+            for i, param in enumerate(self._params):
+                if param.grad_req != "null":
+                    self._kvstore.push(i, param.list_grad(), priority=-i)
+                    self._kvstore.pull(i, param.list_data() if self._update_on_kvstore
+                                       else param.list_grad(), priority=-i)
+    return PushThenPull
+
+
 def make_trainer(net, lr, cfg, kvstore, dist=False):
     """SGD with momentum and weight decay (§3.1). With a ``dist_*`` kvstore the update
     runs on the servers (``update_on_kvstore``), elsewhere on the devices."""
@@ -86,11 +105,11 @@ def make_trainer(net, lr, cfg, kvstore, dist=False):
 
     from .recipes import parse_compression
     compression = cfg.get("gradient_compression")
-    return gluon.Trainer(net.collect_params(), "sgd",
-                         dict(learning_rate=lr, momentum=cfg["momentum"], wd=cfg["wd"]),
-                         kvstore=kvstore, update_on_kvstore=True if dist else False,
-                         compression_params=parse_compression(compression) if compression
-                         else None)
+    kind = _push_then_pull_trainer() if compression and dist else gluon.Trainer
+    return kind(net.collect_params(), "sgd",
+                dict(learning_rate=lr, momentum=cfg["momentum"], wd=cfg["wd"]),
+                kvstore=kvstore, update_on_kvstore=True if dist else False,
+                compression_params=parse_compression(compression) if compression else None)
 
 
 def _distribution(cfg):
