@@ -247,7 +247,7 @@ def read_json(path, what, required=()):
     except FileNotFoundError:
         raise VggError("%s %s does not exist" % (what, printable(path))) from None
     except (OSError, ValueError) as err:  # UnicodeDecodeError is a ValueError
-        raise VggError("%s %s is damaged: %s" % (what, printable(path), _first_line(err))) \
+        raise VggError("%s %s is damaged: %s" % (what, printable(path), first_line(err))) \
             from None
     if not isinstance(data, dict):
         raise VggError("%s %s is damaged: a JSON object expected, found %s"
@@ -266,9 +266,10 @@ def read_lines(path, what):
             return f.read().splitlines()
     except (OSError, ValueError) as err:
         raise VggError("%s %s is not readable text: %s" % (what, printable(path),
-                                                          _first_line(err))) from None
+                                                          first_line(err))) from None
 
 
-def _first_line(err):
+def first_line(err):
+    """An exception's first line of text (its type's name when it has none)."""
     text = str(err).strip()
     return text.splitlines()[0] if text else type(err).__name__

@@ -11,6 +11,8 @@ import stat
 
 import numpy as np
 
+from .common import first_line
+
 _settings = {}
 _handles = {}
 
@@ -76,7 +78,7 @@ def process_image(data, max_short_side, quality):
             image.draft("RGB", (width, height))
         image = image.convert("RGB")  # decodes the whole file: raises if truncated
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, VggError) as err:
-        raise BadImage(_first_line(err) or type(err).__name__) from None
+        raise BadImage(first_line(err)) from None
     pixels = np.asarray(image)
     if (pixels.shape[1], pixels.shape[0]) != (width, height):
         pixels = cv2.resize(pixels, (width, height), interpolation=cv2.INTER_AREA)
@@ -90,11 +92,6 @@ def process_image(data, max_short_side, quality):
     return encoded.tobytes(), pixels.shape[:2], pixels.reshape(-1, 3).sum(axis=0, dtype=np.uint64)
 
 
-def _first_line(err):
-    text = str(err).strip()
-    return text.splitlines()[0] if text else ""
-
-
 def encode_task(task):
     """Worker entry: task = (position, label, kind, container, offset, size, ident)."""
     position, label, kind, container, offset, size, ident = task
@@ -105,5 +102,5 @@ def encode_task(task):
     except BadImage as err:
         return position, label, ident, None, str(err), None, None
     except OSError as err:  # unreadable source file
-        return position, label, ident, None, "cannot read: %s" % _first_line(err), None, None
+        return position, label, ident, None, "cannot read: %s" % first_line(err), None, None
     return position, label, ident, payload, None, shape, sums

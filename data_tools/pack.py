@@ -29,7 +29,8 @@ from collections import OrderedDict
 import numpy as np
 
 from .common import (NO_SPACE, VggError, VggRuntimeError, available_cores, check_output,
-                     check_overlap, mark_output, output_kind, printable, write_text_atomic)
+                     check_overlap, mark_output, output_kind, printable, read_json,
+                     write_text_atomic)
 
 from .encode import encode_task, init_worker
 from .recordio import IR_HEADER, RecordWriter
@@ -106,31 +107,21 @@ def _read_plan(path, start):
             yield task
 
 
-class _NoSettings:
-    def as_dict(self):
-        return {}
-
-
 class _SplitState:
     """Progress of one split, saved as JSON at every checkpoint."""
 
-    def __init__(self, total, classes, settings):
-        self.data = dict(settings=settings.as_dict(), total=total, position=0, records=0,
-                         rec_bytes=0, idx_bytes=0, lst_bytes=0, skipped=[],
+    def __init__(self, total, classes, settings=None):
+        self.data = dict(settings=settings.as_dict() if settings else {}, total=total,
+                         position=0, records=0, rec_bytes=0, idx_bytes=0, lst_bytes=0, skipped=[],
                          per_class=[0] * classes, pixel_sums=[0, 0, 0], pixels=0)
 
     @classmethod
     def load(cls, path):
         state = cls.__new__(cls)
         try:
-            with open(path) as f:
-                state.data = json.load(f)
-            missing = set(cls(0, 0, _NoSettings()).data) - set(state.data)
-        except (ValueError, TypeError):
-            missing = ["valid JSON"]
-        if missing:
-            raise VggError("pack state %s is damaged (no %s): pack again with --overwrite"
-                           % (path, ", ".join(sorted(missing))))
+            state.data = read_json(path, "pack state", required=sorted(cls(0, 0).data))
+        except VggError as err:
+            raise VggError("%s: pack again with --overwrite" % err) from None
         return state
 
     def save(self, path):

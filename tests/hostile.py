@@ -57,6 +57,16 @@ def refused_in_subprocess(args, *folders, expect, code=2, preexec_fn=None, timeo
     return message
 
 
+def eval_output(params, digits, out, limit):
+    """``out``, written by ``vgg eval`` on the first ``limit`` digits val images: an
+    eval folder for the tests to refuse to overwrite, fuse or damage."""
+    result = CliRunner().invoke(cli, ["eval", "--params", params, "--data",
+                                      os.path.join(digits, "val.rec"), "--limit", str(limit),
+                                      "--out", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    return out
+
+
 def file_size_limit(limit):
     """A preexec_fn: writes past ``limit`` bytes fail with EFBIG (SIGXFSZ ignored), as
     they would on a full disk. NOTE: a full file system cannot be mounted without root

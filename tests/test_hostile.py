@@ -10,17 +10,12 @@ from click.testing import CliRunner
 from data_tools.common import MARKER, atomic_output, temporary_name
 from vggcli.cli import cli
 
-from .hostile import refused
+from .hostile import eval_output, refused
 
 
 @pytest.fixture(scope="module")
 def evaluated(params, digits, tmp_path_factory):
-    out = tmp_path_factory.mktemp("ev") / "eval"
-    result = CliRunner().invoke(cli, ["eval", "--params", params, "--data",
-                                      os.path.join(digits, "val.rec"), "--limit", "20",
-                                      "--out", str(out), "--quiet"])
-    assert result.exit_code == 0, result.output
-    return out
+    return eval_output(params, digits, tmp_path_factory.mktemp("ev") / "eval", 20)
 
 
 def test_eval_into_the_dataset_folder_is_refused(params, digits):

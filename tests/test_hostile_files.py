@@ -13,20 +13,13 @@ import struct
 import numpy as np
 import pytest
 
-from .hostile import file_size_limit, refused, refused_in_subprocess, snapshot
+from .hostile import (eval_output, file_size_limit, refused, refused_in_subprocess,
+                      snapshot)
 
 
 @pytest.fixture(scope="module")
 def eval_folder(params, digits, tmp_path_factory):
-    from click.testing import CliRunner
-
-    from vggcli.cli import cli
-    out = tmp_path_factory.mktemp("hostile-eval") / "eval"
-    result = CliRunner().invoke(cli, ["eval", "--params", params, "--data",
-                                      os.path.join(digits, "val.rec"), "--limit", "40",
-                                      "--out", str(out), "--quiet"])
-    assert result.exit_code == 0, result.output
-    return out
+    return eval_output(params, digits, tmp_path_factory.mktemp("hostile-eval") / "eval", 40)
 
 
 @pytest.fixture(scope="module")

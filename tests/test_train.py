@@ -371,7 +371,8 @@ def test_recipe_plan_prints_the_exact_chain():
 def test_recipe_validation_errors(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("net: D\nlearning_rate: 0.1\n")
-    with pytest.raises(VggError, match="unknown key learning_rate; valid keys: accumulate, batch_size"):
+    with pytest.raises(VggError,
+                       match="unknown key learning_rate; valid keys: accumulate, batch_size"):
         recipes.load_recipe(str(bad))
     bad.write_text("net: D\nlr: fast\n")
     with pytest.raises(VggError, match="lr must be float, got 'fast'"):

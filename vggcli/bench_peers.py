@@ -161,12 +161,8 @@ _MEASURED = {}  # (task, batch) -> our float32 images/s in this run, reused by b
 
 def _alternate(sides, rounds, once=()):
     """Each side's ([images/s of every timed step of every round], largest peak RSS),
-    the sides' processes alternated round by round."""
-    runs = {name: [] for name in sides}
-    for round_index in range(rounds):
-        for name, fn in sides.items():
-            if round_index == 0 or name not in once:
-                runs[name].append(fn())
+    the sides' processes alternated round by round (each run returns one tuple)."""
+    runs = _interleave(sides, rounds, once)
     return {name: ([r for rates, _ in values for r in rates], max(rss for _, rss in values))
             for name, values in runs.items()}
 
@@ -437,7 +433,6 @@ def physical_peak(info_path="/proc/cpuinfo", clock_ghz=None):
     one Linux reports while a GEMM keeps the cores busy (a VM may report its nominal
     clock)."""
     from ._env import available_cores
-    from .precision import cpu_flags
     fields = {}
     try:
         with open(info_path) as f:
@@ -447,7 +442,7 @@ def physical_peak(info_path="/proc/cpuinfo", clock_ghz=None):
                     fields.setdefault(key, value)
     except OSError:
         pass
-    flags = cpu_flags(info_path)
+    flags = set(fields.get("flags", "").split())
     lanes = 16 if "avx512f" in flags else 8 if "avx2" in flags else 4
     if lanes == 16 and fields.get("vendor_id") == "AuthenticAMD" and \
             fields.get("cpu family") == "25":

@@ -11,6 +11,7 @@ as it is in the source's). The source's own preprocessing is recorded in the
 file's description as ``source_preprocessing``.
 """
 import json
+import math
 import os
 
 import numpy as np
@@ -213,9 +214,7 @@ def _blob_array(blob, where):
         shape = (blob.num, blob.channels, blob.height, blob.width)
     if any(d < 0 for d in shape):
         raise VggError("%s: a blob has a negative dimension %s" % (where, list(shape)))
-    count = 1
-    for d in shape:  # Python ints: no overflow
-        count *= int(d)
+    count = math.prod(int(d) for d in shape)  # Python ints: no overflow
     data = np.asarray(blob.data, dtype=np.float32)
     if count != data.size:
         raise VggError("%s: blob of shape %s holds %d values" % (where, shape, data.size))
@@ -315,25 +314,16 @@ def export_record(prefix):
     return prefix + ".vgg-export.json"
 
 
-def _is_export_record(path):
+def _recorded_files(record):
+    """{file name: sha256} of a previous export's record, or None where ``record`` is
+    not one."""
     from data_tools.common import read_json
     try:
-        return read_json(path, "export record").get("kind") == "export"
+        data = read_json(record, "export record")
     except VggError:
-        return False
-
-
-def _is_our_export(record):
-    def recognise(path):
-        from data_tools.common import read_json
-
-        from .checkpoint import sha256
-        try:
-            files = read_json(record, "export record").get("files", {})
-        except VggError:
-            return False
-        return isinstance(files, dict) and files.get(os.path.basename(path)) == sha256(path)
-    return recognise
+        return None
+    files = data.get("files")
+    return files if data.get("kind") == "export" and isinstance(files, dict) else None
 
 
 def export(net, prefix, fmt="symbol", dense=False, input_size=None, inputs=(),
@@ -366,11 +356,12 @@ def export(net, prefix, fmt="symbol", dense=False, input_size=None, inputs=(),
     paths = [prefix + "-symbol.json", prefix + "-0000.params"] + (
         [prefix + ".onnx"] if fmt == "onnx" else [])
     record = export_record(prefix)
+    recorded = _recorded_files(record) or {}  # read once for every output
     for path in paths:
         check_output(path, "export", inputs=inputs, overwrite=overwrite,
-                     recognise=_is_our_export(record))
+                     recognise=lambda p: recorded.get(os.path.basename(p)) == sha256(p))
     check_output(record, "export", inputs=inputs, overwrite=overwrite,
-                 recognise=_is_export_record)
+                 recognise=lambda p: _recorded_files(p) is not None)
     check_array_sizes(net, size)
     block = dense_form(net) if dense else net
     block.hybridize()

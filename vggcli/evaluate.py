@@ -287,8 +287,8 @@ def _load_array(path, ndim, kinds, mmap=False):
     try:
         array = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
     except (OSError, ValueError, EOFError) as err:
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else "unreadable"
-        raise VggError("%s is damaged or not a plain array file: %s" % (path, reason)) \
+        from data_tools.common import first_line
+        raise VggError("%s is damaged or not a plain array file: %s" % (path, first_line(err))) \
             from None
     if array.ndim != ndim or array.dtype.kind not in kinds:
         raise VggError("%s holds a %d-D %s array; a %d-D %s array was expected"

@@ -204,9 +204,9 @@ MAX_ELEMENTS = 2 ** 31 - 1  # MXNet 1.x (no large-tensor build) indexes arrays w
 def check_array_sizes(net, input_size=None):
     """Refuse knobs that make a weight array, or the first activation of one image at
     ``input_size``, too large for MXNet (it would fail with a C++ traceback)."""
-    import numpy as np
+    import math
     for name, param in net._collect_params_with_prefix().items():
-        count = int(np.prod([int(d) for d in param.shape]))
+        count = math.prod(int(d) for d in param.shape)
         if count > MAX_ELEMENTS:
             raise VggError("net %s with these knobs has %s of %d elements, over MXNet's "
                            "2^31 limit per array (lower --fc-width or --width-mult)"

@@ -12,6 +12,7 @@ N arrays, uint64 K, K names (uint64 length + bytes). An array: uint32 magic
 (V2 0xF993FAC9, V3 0xF993FACA), int32 storage type (0 dense), uint32 ndim,
 int64 dims, int32 device type, int32 device id, int32 dtype flag, raw data.
 """
+import math
 import os
 import struct
 
@@ -65,10 +66,7 @@ def _array(reader, index):
     _, _, flag = reader.take("<iii")
     if flag not in ITEM_BYTES:
         raise _Damaged("array %d has an unknown element type %d" % (index, flag))
-    count = 1
-    for d in dims:
-        count *= d
-    reader.skip(count * ITEM_BYTES[flag], "array %d of shape %s" % (index, list(dims)))
+    reader.skip(math.prod(dims) * ITEM_BYTES[flag], "array %d of shape %s" % (index, list(dims)))
 
 
 def check(path):
