@@ -41,7 +41,7 @@ def test_rescale_sets_the_shorter_side_and_keeps_aspect(photos):
 
 
 def test_crops_stay_inside_and_cover_every_offset():
-    rng = np.random.RandomState(0)
+    rng = np.random.default_rng(0)
     boxes = [data.random_crop_box(10, 7, 5, rng) for _ in range(2000)]
     tops, lefts = zip(*boxes)
     assert set(tops) == set(range(6)) and set(lefts) == set(range(3))
@@ -64,7 +64,7 @@ def test_train_transform_crop_flip_and_offset(photos):
         rng = data.image_rng(1, 0, position)
         top, left = data.random_crop_box(resized.shape[0], resized.shape[1], 224, rng)
         window = resized[top:top + 224, left:left + 224]
-        flipped = rng.rand() < 0.5
+        flipped = rng.random() < 0.5
         flips += flipped
         np.testing.assert_array_equal(crop, window[:, ::-1] if flipped else window)
     assert 10 < flips < 30
@@ -74,7 +74,7 @@ def test_train_transform_crop_flip_and_offset(photos):
 
 
 def test_pca_shift_statistics():
-    shifts = np.array([data.pca_shift(np.random.RandomState(i)) for i in range(20000)])
+    shifts = np.array([data.pca_shift(np.random.default_rng(i)) for i in range(20000)])
     np.testing.assert_allclose(shifts.mean(axis=0), 0, atol=0.15)
     # covariance of V diag(alpha*lambda): V diag((0.1*lambda)^2) V^T
     expected = data.EIGVEC.dot(np.diag((0.1 * data.EIGVAL) ** 2)).dot(data.EIGVEC.T)

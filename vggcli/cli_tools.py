@@ -1,4 +1,6 @@
 """``vgg convert``, ``vgg export`` and ``vgg bench``: weights in and out, benchmarks."""
+import os
+
 import click
 
 from .cli import NET, cli, overwrite_option
@@ -82,3 +84,38 @@ def bench(names):
         raise VggError("unknown benchmark %s; valid: %s" % (", ".join(unknown),
                                                             ", ".join(BENCHES)))
     run_bench(list(names))
+
+
+@cli.command()
+@click.option("--protocol", type=click.Path(dir_okay=False), default=None,
+              help="The study (default: recipes/reproduce/protocol.yaml).")
+@click.option("--out", default=os.path.join("reproduce", "out"), show_default=True,
+              type=click.Path(file_okay=False),
+              help="Working folder: dataset, records, runs, evals, logs, jobs.jsonl. A "
+                   "killed study resumes from it.")
+@click.option("--report", default=os.path.join("reproduce", "REPORT.md"), show_default=True,
+              type=click.Path(dir_okay=False), help="The Markdown report.")
+@click.option("--copy-to", type=click.Path(dir_okay=False), default=None,
+              help="Also write the report here (e.g. docs/reproduction.md).")
+@click.option("--jobs", "slots", type=click.IntRange(min=1), default=None,
+              help="Commands run at once, one thread each (default: every core).")
+def reproduce(protocol, out, report, copy_to, slots):
+    """The paper's findings at small scale, with seeds, judged by a stated rule.
+
+    Trains Table 3's nets (A ... E; fixed and jittered scales; deeper nets from
+    net A) for every seed of the protocol, tests them as Tables 3-6 do, fuses
+    the best two, compares fc7 features with raw pixels under a linear SVM,
+    and writes a report whose findings table says per claim: held, not held
+    or inconclusive. Exit status 1 when a job failed (the report says which).
+
+    \b
+    Example:
+        vgg reproduce --copy-to docs/reproduction.md
+    """
+    from .reproduce import load_protocol, reproduce as run_study
+
+    _, counts = run_study(out, report, protocol=load_protocol(protocol), slots=slots,
+                          docs_copy=copy_to)
+    click.echo("report: %s" % report)
+    if counts.get("failed") or counts.get("skipped"):
+        raise SystemExit(1)

@@ -65,7 +65,7 @@ class Scale:
         return (self.low + self.high) // 2
 
     def draw(self, rng):
-        return self.low if not self.jittered else int(rng.randint(self.low, self.high + 1))
+        return self.low if not self.jittered else int(rng.integers(self.low, self.high + 1))
 
     def __str__(self):
         return str(self.low) if not self.jittered else "%d:%d" % (self.low, self.high)
@@ -102,7 +102,7 @@ def random_crop_box(height, width, crop, rng):
     """(top, left) of a crop drawn uniformly inside the image."""
     if height < crop or width < crop:
         raise VggError("image of %dx%d is smaller than the %d crop" % (height, width, crop))
-    return int(rng.randint(0, height - crop + 1)), int(rng.randint(0, width - crop + 1))
+    return int(rng.integers(0, height - crop + 1)), int(rng.integers(0, width - crop + 1))
 
 
 def center_crop_box(height, width, crop):
@@ -118,8 +118,9 @@ def pca_shift(rng, std=PCA_STD):
 
 
 def image_rng(seed, epoch, index):
-    """The random stream of one image in one epoch (independent of workers/devices)."""
-    return np.random.RandomState(np.random.SeedSequence([seed, epoch, index]).generate_state(1))
+    """The random stream of one image in one epoch (independent of workers/devices): a
+    numpy Generator (PCG64), whose seeding costs 1/5 of a RandomState's per image."""
+    return np.random.default_rng([seed, epoch, index])
 
 
 def read_manifest(data_dir):
@@ -220,7 +221,7 @@ class TrainTransform:
         image = rescale_shorter_side(image, self.scale.draw(rng))
         top, left = random_crop_box(image.shape[0], image.shape[1], self.crop, rng)
         crop = image[top:top + self.crop, left:left + self.crop]
-        if self.flip and rng.rand() < 0.5:
+        if self.flip and rng.random() < 0.5:
             crop = crop[:, ::-1]
         shift = pca_shift(rng, self.pca_std) if self.pca_std else np.zeros(3)
         return np.ascontiguousarray(crop), (shift - self.mean).astype(np.float32), label
