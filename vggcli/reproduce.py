@@ -8,6 +8,7 @@ cores); their logs, outputs and a JSON-lines record of every job go under the
 output folder. A killed study resumes where it stopped: finished jobs are kept,
 an interrupted training run continues from its last checkpoint (``--resume``).
 """
+import functools
 import json
 import math
 import os
@@ -208,6 +209,11 @@ def run_jobs(jobs, slots, logs, journal, progress=print):
     for job in jobs:
         if job.is_done():
             job.status = "kept"
+    from .launch import STOP_SIGNALS, _die_with_parent
+
+    def stop(signum, frame):
+        raise SystemExit(128 + signum)  # the finally below stops the children
+    previous = {sig: signal.signal(sig, stop) for sig in STOP_SIGNALS}
     running = {}  # name -> (Popen, start, log file)
     started = time.time()
     total = sum(job.status == "pending" for job in jobs)
@@ -229,8 +235,10 @@ def run_jobs(jobs, slots, logs, journal, progress=print):
                 argv = job.used = job.command()
                 log.write(("$ vgg %s\n" % " ".join(argv)).encode())
                 log.flush()
-                process = subprocess.Popen([sys.executable, "-m", "vggcli"] + argv, env=env,
-                                           stdout=log, stderr=subprocess.STDOUT)
+                process = subprocess.Popen(
+                    [sys.executable, "-m", "vggcli"] + argv, env=env, stdout=log,
+                    stderr=subprocess.STDOUT,
+                    preexec_fn=functools.partial(_die_with_parent, os.getpid()))
                 running[job.name] = (process, time.time(), log)
                 job.status = "running"
             if not running:
@@ -265,6 +273,8 @@ def run_jobs(jobs, slots, logs, journal, progress=print):
             except subprocess.TimeoutExpired:
                 process.kill()
             log.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     counts = {}
     for job in jobs:
         counts[job.status] = counts.get(job.status, 0) + 1
@@ -443,13 +453,23 @@ def mean_sd(values):
     return float(np.mean(values)), sd, len(values)
 
 
-def verdict(differences, k=2.0, null=False):
+CHANCE_MARGIN = 5.0  # top-1 error points: a net this close to chance has learned nothing
+
+
+def verdict(differences, k=2.0, null=False, compared=None, chance=90.0):
     """The stated rule on paired per-seed differences (claim's direction positive):
     (mean, standard error, verdict). ``null``: a "does not help" claim, which holds
-    unless the difference is over ``k`` standard errors against it."""
+    unless the difference is over ``k`` standard errors against it. ``compared``:
+    the per-seed top-1 errors of each side; a side whose mean is within
+    CHANCE_MARGIN of ``chance`` makes the comparison inconclusive."""
     values = [d for d in differences if d is not None]
     if len(values) < 2:
         return None, None, "inconclusive (under 2 seeds)"
+    for side in compared or ():
+        found = mean_sd(side)
+        if found is None or found[0] >= chance - CHANCE_MARGIN:
+            return float(np.mean(values)), float(np.std(values, ddof=1) / math.sqrt(
+                len(values))), "inconclusive (at chance)"
     mean = float(np.mean(values))
     se = float(np.std(values, ddof=1) / math.sqrt(len(values)))
     if null:
@@ -484,9 +504,9 @@ def _paper_cell(pair):
 
 
 def claims(protocol, results):
-    """[(claim, paper's evidence, ours, paired differences per seed, null)]: the
-    findings the issue asks for, each as top-1 error differences (accuracy for the
-    SVM), positive in the claim's direction."""
+    """[(claim, paper's evidence, compared per-seed top-1 errors or None, paired
+    differences per seed, null)]: the findings the issue asks for, each as top-1 error
+    differences (accuracy for the SVM), positive in the claim's direction."""
     def err(kind, run):
         return _per_seed(results, protocol, kind, run)
 
@@ -498,40 +518,44 @@ def claims(protocol, results):
 
     scales = protocol["scales"]
     q = {name: scales[run["scale"]]["test"] for name, run in protocol["runs"].items()}
+    def pair(claim, paper, better, worse, null=False):
+        """``better`` and ``worse``: per-seed top-1 errors; the claim: better < worse."""
+        return claim, paper, [better, worse], minus(worse, better), null
+
+    single = {name: err("single", name) for name in protocol["runs"]}
+    fused = protocol["fusion"][:2]
     rows = [
-        ("LRN does not improve net A (A-LRN vs A, Q = S)", "29.7 vs 29.6",
-         ("A-LRN", "A-S1"), minus(err("single", "A-LRN-S1"), err("single", "A-S1")), True),
-        ("Error falls with depth: B (13 layers) beats A (11)", "28.7 vs 29.6",
-         ("B", "A"), minus(err("single", "A-S1"), err("single", "B-S1")), False),
-        ("Error falls with depth: D (16 layers) beats B (13)", "27.0 vs 28.7",
-         ("D", "B"), minus(err("single", "B-S1"), err("single", "D-S1")), False),
-        ("Depth saturates: E (19 layers) is no better than D (16)", "27.3 vs 27.0",
-         ("E", "D"), minus(err("single", "E-S1"), err("single", "D-S1")), True),
-        ("3x3 beats 1x1 at equal depth: D beats C (S1)", "27.0 vs 28.1",
-         ("D", "C"), minus(err("single", "C-S1"), err("single", "D-S1")), False),
-        ("Scale jittering beats fixed S in training: D-J vs D-S2 (Q = %d)" % q["D-J"][1],
-         "25.6 vs 26.8", ("D-J", "D-S2"), minus(err("single", "D-S2"), err("single", "D-J")),
-         False),
-        ("Scale jittering beats fixed S in training: E-J vs E-S2 (Q = %d)" % q["E-J"][1],
-         "25.5 vs 26.9", ("E-J", "E-S2"), minus(err("single", "E-S2"), err("single", "E-J")),
-         False),
-        ("Multi-scale testing beats single scale: D-J, Q in {%s} vs %d" % (
-            _scale_text(q["D-J"]), q["D-J"][1]), "24.8 vs 25.6", ("multi", "single"),
-         minus(err("single", "D-J"), err("multi", "D-J")), False),
-        ("Multi-scale testing beats single scale: D-S1, Q in {%s} vs %d" % (
-            _scale_text(q["D-S1"]), q["D-S1"][1]), "26.6 vs 27.0", ("multi", "single"),
-         minus(err("single", "D-S1"), err("multi", "D-S1")), False),
-        ("Dense and multi-crop are complementary: both beat the better of the two (D-J)",
-         "24.4 vs 24.6", ("both", "best one"), minus(best_of(err("multi", "D-J"), err(
-             "multicrop", "D-J")), err("both", "D-J")), False),
-        ("Dense and multi-crop are complementary: both beat the better of the two (E-J)",
-         "24.4 vs 24.6", ("both", "best one"), minus(best_of(err("multi", "E-J"), err(
-             "multicrop", "E-J")), err("both", "E-J")), False),
-        ("Fusion (%s) beats its better member" % " & ".join(protocol["fusion"]),
-         "23.7 vs 24.4", ("fusion", "best member"), minus(best_of(*[
-             err("both", n) for n in protocol["fusion"][:2]]), err("fusion", None)), False),
+        pair("LRN does not improve net A (A-LRN vs A, Q = S)", "29.6 vs 29.7",
+             single["A-S1"], single["A-LRN-S1"], null=True),
+        pair("Error falls with depth: B (13 layers) beats A (11)", "28.7 vs 29.6",
+             single["B-S1"], single["A-S1"]),
+        pair("Error falls with depth: D (16 layers) beats B (13)", "27.0 vs 28.7",
+             single["D-S1"], single["B-S1"]),
+        pair("Depth saturates: E (19 layers) is no better than D (16)", "27.0 vs 27.3",
+             single["D-S1"], single["E-S1"], null=True),
+        pair("3x3 beats 1x1 at equal depth: D beats C (S1)", "27.0 vs 28.1",
+             single["D-S1"], single["C-S1"]),
+        pair("Scale jittering beats fixed S in training: D-J vs D-S2 (Q = %d)" % q["D-J"][1],
+             "25.6 vs 26.8", single["D-J"], single["D-S2"]),
+        pair("Scale jittering beats fixed S in training: E-J vs E-S2 (Q = %d)" % q["E-J"][1],
+             "25.5 vs 26.9", single["E-J"], single["E-S2"]),
+        pair("Multi-scale testing beats single scale: D-J, Q in {%s} vs %d" % (
+            _scale_text(q["D-J"]), q["D-J"][1]), "24.8 vs 25.6", err("multi", "D-J"),
+            single["D-J"]),
+        pair("Multi-scale testing beats single scale: D-S1, Q in {%s} vs %d" % (
+            _scale_text(q["D-S1"]), q["D-S1"][1]), "26.6 vs 27.0", err("multi", "D-S1"),
+            single["D-S1"]),
+        pair("Dense and multi-crop are complementary: both beat the better of the two (D-J)",
+             "24.4 vs 24.6", err("both", "D-J"),
+             best_of(err("multi", "D-J"), err("multicrop", "D-J"))),
+        pair("Dense and multi-crop are complementary: both beat the better of the two (E-J)",
+             "24.4 vs 24.6", err("both", "E-J"),
+             best_of(err("multi", "E-J"), err("multicrop", "E-J"))),
+        pair("Fusion (%s) beats its better member" % " & ".join(fused), "23.7 vs 24.4",
+             err("fusion", None), best_of(*[err("both", n) for n in fused])),
+        # accuracies: higher is better, so the pixels' accuracy is the "better" side
         ("Deep features beat raw pixels for a linear SVM (accuracy %)",
-         "(Appendix B: VOC/Caltech)", ("fc7", "pixels"),
+         "(Appendix B: VOC/Caltech)", None,
          minus(err("svm", None), [results.get(("pixels", None, None))] * len(
              protocol["seeds"])), False),
     ]
@@ -562,6 +586,7 @@ def report(protocol, results, jobs, seconds, counts):
     seeds = protocol["seeds"]
     scales, runs = protocol["scales"], protocol["runs"]
     k = float(protocol["verdict_standard_errors"])
+    chance = 100.0 * (1 - 1.0 / 10)  # ten digit classes
     head = ["ConvNet", "train S", "test Q", "top-1 err. (%)", "top-5 err. (%)",
             "paper top-1 / top-5 (ILSVRC)"]
 
@@ -603,8 +628,8 @@ def report(protocol, results, jobs, seconds, counts):
         ["raw pixels, %dx%d RGB" % (protocol["pixels_side"], protocol["pixels_side"]),
          "%.1f" % pixels if pixels is not None else "—"]])
     findings, verdicts = [], {}
-    for claim, paper, _, diffs, null in claims(protocol, results):
-        mean, se, outcome = verdict(diffs, k, null)
+    for claim, paper, compared, diffs, null in claims(protocol, results):
+        mean, se, outcome = verdict(diffs, k, null, compared, chance)
         verdicts[outcome] = verdicts.get(outcome, 0) + 1
         findings.append([claim, paper, " ".join("%+.1f" % d if d is not None else "—"
                                                 for d in diffs),
@@ -658,7 +683,9 @@ def report(protocol, results, jobs, seconds, counts):
         "**held** when the mean difference exceeds %g standard errors, **not held** when "
         "it is beyond %g standard errors the other way, else **inconclusive**. Claims that "
         "something does *not* help (LRN, depth past 16) are held unless the difference "
-        "goes %g standard errors against them. Verdicts: %s." % (k, k, k, summary),
+        "goes %g standard errors against them. A comparison where either side's mean error is "
+        "within %g points of chance (%g%%) is inconclusive: those nets learned nothing. "
+        "Verdicts: %s." % (k, k, k, CHANCE_MARGIN, chance, summary),
         "",
         table_findings,
         "",
