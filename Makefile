@@ -1,11 +1,11 @@
-# make install | test | test-isa | demo | bench | lint   (EXTRA=cu112 for NVIDIA GPUs)
+# make install | test | test-isa | demo | reproduce | bench | lint   (EXTRA=cu112 for NVIDIA GPUs)
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
 EXTRA  ?= cpu
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(EXTRA)
 
-.PHONY: install test test-isa demo bench lint clean
+.PHONY: install test test-isa demo reproduce bench lint clean
 
 install: $(STAMP)
 
@@ -26,6 +26,10 @@ test-isa: install
 demo: install
 	$(BIN)/python -m vggcli.demo
 
+# the paper's findings, three seeds, verdicts: reproduce/REPORT.md and docs/reproduction.md
+reproduce: install
+	$(BIN)/python -m vggcli reproduce --copy-to docs/reproduction.md
+
 bench: install
 	$(BIN)/python -m vggcli.bench
 
@@ -33,4 +37,4 @@ lint: install
 	$(BIN)/ruff check vggcli data_tools tests
 
 clean:
-	rm -rf $(VENV) build *.egg-info demo/out
+	rm -rf $(VENV) build *.egg-info demo/out reproduce/out

@@ -42,6 +42,7 @@ setup(
                  "gluoncv==0.10.5.post0", "scikit-image>=0.22,<0.25"],
     },
     # recipes/ ships beside the package (vggcli.recipes.recipes_dir finds it)
-    data_files=[("share/vgg/recipes", sorted(glob.glob("recipes/*.yaml")))],
+    data_files=[("share/vgg/recipes", sorted(glob.glob("recipes/*.yaml"))),
+                ("share/vgg/recipes/reproduce", ["recipes/reproduce/protocol.yaml"])],
     entry_points={"console_scripts": ["vgg=vggcli.cli:main"]},
 )

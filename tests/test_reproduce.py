@@ -58,7 +58,8 @@ def test_the_protocol_keeps_the_papers_scale_ratios_and_names_every_claims_run()
     results["pixels", None, None] = 30.0
     found = reproduce.claims(protocol, results)
     assert len(found) == 13
-    assert all(None not in diffs for _, _, _, diffs, _ in found)
+    assert all(None not in claim["diffs"] for claim in found)
+    assert all(claim["sides"] is None or len(claim["sides"]) == 2 for claim in found)
 
 
 @pytest.mark.parametrize("change, message", [

@@ -197,11 +197,12 @@ def plan_jobs(protocol, out):
     return jobs
 
 
-def run_jobs(jobs, slots, logs, journal, progress=print):
+def run_jobs(jobs, slots, logs, journal, progress=None):
     """Run ``jobs`` (in order, as their dependencies finish) ``slots`` at a time, one
     OpenMP thread each. A failed job's dependants are skipped; the rest go on.
     Each job's output goes to ``logs/<job>.log``; ``journal`` gets a JSON line per
     finished job. Returns {status: count}."""
+    progress = progress or _say
     os.makedirs(logs, exist_ok=True)
     env = dict(os.environ, OMP_NUM_THREADS="1", VGG_AUTO_DTYPE=os.environ.get(
         "VGG_AUTO_DTYPE", "float32"))
@@ -281,6 +282,10 @@ def run_jobs(jobs, slots, logs, journal, progress=print):
     return counts
 
 
+def _say(message):
+    print(message, flush=True)
+
+
 def _clock(seconds):
     return "%d:%02d" % (seconds // 60, seconds % 60)
 
@@ -314,9 +319,10 @@ def pixel_features(rec_path, side, out_path):
 
 # --- the study ----------------------------------------------------------------------
 
-def prepare(protocol, out, progress=print):
+def prepare(protocol, out, progress=None):
     """The output folder (ours, same protocol), the dataset, its records and the pixel
     baseline's features: cheap steps run in this process."""
+    progress = progress or _say
     from data_tools.common import check_overlap, mark_output, output_kind, write_text_atomic
     from data_tools.scaled_digits import write_scaled_digits
 
@@ -365,9 +371,10 @@ def _vgg(argv, progress):
                                                         done.stdout.strip()[-500:]))
 
 
-def reproduce(out, report_path, protocol=None, slots=None, docs_copy=None, progress=print):
+def reproduce(out, report_path, protocol=None, slots=None, docs_copy=None, progress=None):
     """Run the study of ``protocol`` (the default protocol file when None) in ``out`` and
     write the report; returns (report text, {job status: count})."""
+    progress = progress or _say
     from data_tools.common import available_cores, write_text_atomic
 
     protocol = protocol or load_protocol()
@@ -377,14 +384,29 @@ def reproduce(out, report_path, protocol=None, slots=None, docs_copy=None, progr
     jobs = plan_jobs(protocol, out)
     slots = slots or available_cores()
     progress("%d jobs, %d at a time (%s)" % (len(jobs), slots, out))
-    counts = run_jobs(jobs, slots, where["logs"], os.path.join(out, "jobs.jsonl"), progress)
-    seconds = time.time() - started
+    try:
+        counts = run_jobs(jobs, slots, where["logs"], os.path.join(out, "jobs.jsonl"),
+                          progress)
+    finally:
+        ran = sum(job.status in ("done", "failed") for job in jobs)
+        with open(os.path.join(out, "sessions.jsonl"), "a") as f:
+            f.write(json.dumps(dict(start=started, end=time.time(), jobs_run=ran)) + "\n")
+    seconds, sessions = study_time(out)
     results = collect(protocol, out)
-    text = report(protocol, results, jobs, seconds, counts)
+    text = report(protocol, results, jobs, seconds, counts, sessions)
     write_text_atomic(report_path, text)
     if docs_copy:
         write_text_atomic(docs_copy, text)
     return text, counts
+
+
+def study_time(out):
+    """(seconds, invocations): the wall time of the invocations that ran jobs (a resumed
+    study's pauses do not count), from ``sessions.jsonl``."""
+    from .plots import read_jsonl
+    sessions = read_jsonl(os.path.join(out, "sessions.jsonl"))
+    working = [s for s in sessions if s.get("jobs_run")] or sessions[-1:]
+    return sum(s["end"] - s["start"] for s in working), len(working)
 
 
 # --- results ---------------------------------------------------------------------------
@@ -504,9 +526,10 @@ def _paper_cell(pair):
 
 
 def claims(protocol, results):
-    """[(claim, paper's evidence, compared per-seed top-1 errors or None, paired
-    differences per seed, null)]: the findings the issue asks for, each as top-1 error
-    differences (accuracy for the SVM), positive in the claim's direction."""
+    """The findings the issue asks for, as dicts: claim, paper (its evidence), sides
+    ([(label, per-seed top-1 errors)] of the better and the worse side by the claim;
+    None for the SVM's accuracies), diffs (paired per seed, positive in the claim's
+    direction), null (a "does not help" claim) and runs (the training runs behind it)."""
     def err(kind, run):
         return _per_seed(results, protocol, kind, run)
 
@@ -518,48 +541,88 @@ def claims(protocol, results):
 
     scales = protocol["scales"]
     q = {name: scales[run["scale"]]["test"] for name, run in protocol["runs"].items()}
-    def pair(claim, paper, better, worse, null=False):
-        """``better`` and ``worse``: per-seed top-1 errors; the claim: better < worse."""
-        return claim, paper, [better, worse], minus(worse, better), null
 
-    single = {name: err("single", name) for name in protocol["runs"]}
+    def pair(claim, paper, better, worse, runs, null=False):
+        """``better`` and ``worse``: (label, per-seed top-1 errors); claim: better < worse."""
+        return dict(claim=claim, paper=paper, sides=[better, worse],
+                    diffs=minus(worse[1], better[1]), null=null, runs=runs)
+
+    def single(name):
+        return "%s (Q = %d)" % (name, q[name][1]), err("single", name)
+
+    def multi(name):
+        return "%s (Q = %s)" % (name, _scale_text(q[name])), err("multi", name)
+
+    def both(name):
+        return "%s multi-crop & dense" % name, err("both", name)
+
+    def better_mode(name):
+        return "%s's better of dense and multi-crop" % name, best_of(
+            err("multi", name), err("multicrop", name))
     fused = protocol["fusion"][:2]
-    rows = [
+    return [
         pair("LRN does not improve net A (A-LRN vs A, Q = S)", "29.6 vs 29.7",
-             single["A-S1"], single["A-LRN-S1"], null=True),
+             single("A-S1"), single("A-LRN-S1"), ["A-S1", "A-LRN-S1"], null=True),
         pair("Error falls with depth: B (13 layers) beats A (11)", "28.7 vs 29.6",
-             single["B-S1"], single["A-S1"]),
+             single("B-S1"), single("A-S1"), ["B-S1", "A-S1"]),
         pair("Error falls with depth: D (16 layers) beats B (13)", "27.0 vs 28.7",
-             single["D-S1"], single["B-S1"]),
+             single("D-S1"), single("B-S1"), ["D-S1", "B-S1"]),
         pair("Depth saturates: E (19 layers) is no better than D (16)", "27.0 vs 27.3",
-             single["D-S1"], single["E-S1"], null=True),
+             single("D-S1"), single("E-S1"), ["D-S1", "E-S1"], null=True),
         pair("3x3 beats 1x1 at equal depth: D beats C (S1)", "27.0 vs 28.1",
-             single["D-S1"], single["C-S1"]),
+             single("D-S1"), single("C-S1"), ["D-S1", "C-S1"]),
         pair("Scale jittering beats fixed S in training: D-J vs D-S2 (Q = %d)" % q["D-J"][1],
-             "25.6 vs 26.8", single["D-J"], single["D-S2"]),
+             "25.6 vs 26.8", single("D-J"), single("D-S2"), ["D-J", "D-S2"]),
         pair("Scale jittering beats fixed S in training: E-J vs E-S2 (Q = %d)" % q["E-J"][1],
-             "25.5 vs 26.9", single["E-J"], single["E-S2"]),
+             "25.5 vs 26.9", single("E-J"), single("E-S2"), ["E-J", "E-S2"]),
         pair("Multi-scale testing beats single scale: D-J, Q in {%s} vs %d" % (
-            _scale_text(q["D-J"]), q["D-J"][1]), "24.8 vs 25.6", err("multi", "D-J"),
-            single["D-J"]),
+            _scale_text(q["D-J"]), q["D-J"][1]), "24.8 vs 25.6", multi("D-J"), single("D-J"),
+            ["D-J"]),
         pair("Multi-scale testing beats single scale: D-S1, Q in {%s} vs %d" % (
-            _scale_text(q["D-S1"]), q["D-S1"][1]), "26.6 vs 27.0", err("multi", "D-S1"),
-            single["D-S1"]),
+            _scale_text(q["D-S1"]), q["D-S1"][1]), "26.6 vs 27.0", multi("D-S1"),
+            single("D-S1"), ["D-S1"]),
         pair("Dense and multi-crop are complementary: both beat the better of the two (D-J)",
-             "24.4 vs 24.6", err("both", "D-J"),
-             best_of(err("multi", "D-J"), err("multicrop", "D-J"))),
+             "24.4 vs 24.6", both("D-J"), better_mode("D-J"), ["D-J"]),
         pair("Dense and multi-crop are complementary: both beat the better of the two (E-J)",
-             "24.4 vs 24.6", err("both", "E-J"),
-             best_of(err("multi", "E-J"), err("multicrop", "E-J"))),
+             "24.4 vs 24.6", both("E-J"), better_mode("E-J"), ["E-J"]),
         pair("Fusion (%s) beats its better member" % " & ".join(fused), "23.7 vs 24.4",
-             err("fusion", None), best_of(*[err("both", n) for n in fused])),
-        # accuracies: higher is better, so the pixels' accuracy is the "better" side
-        ("Deep features beat raw pixels for a linear SVM (accuracy %)",
-         "(Appendix B: VOC/Caltech)", None,
-         minus(err("svm", None), [results.get(("pixels", None, None))] * len(
-             protocol["seeds"])), False),
+             ("fusion", err("fusion", None)),
+             ("the better member", best_of(*[err("both", n) for n in fused])), fused),
+        dict(claim="Deep features beat raw pixels for a linear SVM (accuracy %)",
+             paper="(Appendix B: VOC/Caltech)", sides=None, null=False,
+             runs=[protocol["features"]["run"]],
+             shown=[("fc7 of %s" % protocol["features"]["run"], err("svm", None)),
+                    ("raw pixels", [results.get(("pixels", None, None))])],
+             diffs=minus(err("svm", None), [results.get(("pixels", None, None))] * len(
+                 protocol["seeds"]))),
     ]
-    return rows
+
+
+def analysis(found, outcome, protocol, results):
+    """One sentence on a claim that did not hold (or could not be judged), from the
+    numbers: how many seeds went the claim's way, the two sides' mean errors, and
+    whether a run behind it was stopped by its epoch cap while still improving."""
+    diffs = [d for d in found["diffs"] if d is not None]
+    parts = ["%d of %d seeds go the claim's way" % (sum(d > 0 for d in diffs), len(diffs))]
+    if found["sides"]:
+        parts.append(" vs ".join("%s %s%%" % (label, _cell(values))
+                                 for label, values in found["sides"]) + " top-1 error")
+    elif found.get("shown"):
+        parts.append(" vs ".join("%s %s%%" % (label, _cell(values))
+                                 for label, values in found["shown"]) + " accuracy")
+    capped = []
+    for name in found["runs"]:
+        ended = [results.get(("training", name, s)) for s in protocol["seeds"]]
+        count = sum(1 for e in ended if e and e["ended"] == "cap")
+        if count:
+            capped.append("%s in %d of %d seeds" % (name, count, len(ended)))
+    if capped:
+        parts.append("stopped by the epoch cap before the lr schedule ended: " +
+                     ", ".join(capped))
+    if outcome.startswith("inconclusive (at chance)"):
+        parts.append("a side within %g points of chance has learned nothing, so the "
+                     "comparison says nothing" % CHANCE_MARGIN)
+    return "; ".join(parts) + "."
 
 
 def _machine():
@@ -578,7 +641,7 @@ def _machine():
                                             platform.python_version(), platform.system())
 
 
-def report(protocol, results, jobs, seconds, counts):
+def report(protocol, results, jobs, seconds, counts, sessions=1):
     """The Markdown report: paper-shaped tables (mean ± sd over seeds, the paper's
     ILSVRC numbers beside), the findings with their verdicts, training details."""
     from .tables import markdown_table
@@ -628,13 +691,18 @@ def report(protocol, results, jobs, seconds, counts):
         ["raw pixels, %dx%d RGB" % (protocol["pixels_side"], protocol["pixels_side"]),
          "%.1f" % pixels if pixels is not None else "—"]])
     findings, verdicts = [], {}
-    for claim, paper, compared, diffs, null in claims(protocol, results):
-        mean, se, outcome = verdict(diffs, k, null, compared, chance)
+    notes = []
+    for found in claims(protocol, results):
+        diffs = found["diffs"]
+        mean, se, outcome = verdict(diffs, k, found["null"], [
+            values for _, values in found["sides"] or ()], chance)
         verdicts[outcome] = verdicts.get(outcome, 0) + 1
-        findings.append([claim, paper, " ".join("%+.1f" % d if d is not None else "—"
-                                                for d in diffs),
-                         "—" if mean is None else "%+.1f ± %.1f" % (mean, se),
-                         "**%s**" % outcome])
+        findings.append([found["claim"], found["paper"], " ".join(
+            "%+.1f" % d if d is not None else "—" for d in diffs),
+            "—" if mean is None else "%+.1f ± %.1f" % (mean, se), "**%s**" % outcome])
+        if outcome != "held":
+            notes.append("- *%s* (%s): %s" % (found["claim"], outcome,
+                                              analysis(found, outcome, protocol, results)))
     table_findings = markdown_table(["claim", "paper (top-1 err. %)",
                                      "ours: difference per seed (%s)" % ", ".join(
                                          "s%d" % s for s in seeds),
@@ -657,11 +725,12 @@ def report(protocol, results, jobs, seconds, counts):
     lines = [
         "# vgg reproduce: the paper's findings at small scale",
         "",
-        "Generated by `make reproduce` (`vgg reproduce`) on %s, in %s (h:mm:ss) on %s. "
-        "Seeds %s; every number is the mean ± standard deviation over the seeds, as it "
-        "came out of this run." % (time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                                   _hms(seconds), _machine(),
-                                   ", ".join(str(s) for s in seeds)),
+        "Generated by `make reproduce` (`vgg reproduce`) on %s; the study took %s (h:mm:ss"
+        "%s) on %s. Seeds %s; every number is the mean ± standard deviation over the "
+        "seeds, as it came out of this run." % (
+            time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), _hms(seconds),
+            ", over %d invocations" % sessions if sessions > 1 else "", _machine(),
+            ", ".join(str(s) for s in seeds)),
         "",
         "Data: scaled digits (`data_tools/scaled_digits.py`): each of scikit-learn's 1,797 "
         "real 8x8 digit scans placed %d times at a random size (12-60 px) and position on "
@@ -688,6 +757,10 @@ def report(protocol, results, jobs, seconds, counts):
         "Verdicts: %s." % (k, k, k, CHANCE_MARGIN, chance, summary),
         "",
         table_findings,
+        "",
+        "Where a claim did not hold or could not be judged:" if notes else
+        "Every claim held.",
+        ""] + notes + [
         "",
         "## Table 3 shape: single test scale (dense; Q = S, or the middle of a jittered "
         "range)",
