@@ -100,8 +100,10 @@ class Job:
     """One ``vgg`` command (``argv``), runnable once the jobs named in ``deps`` are done;
     ``done_file`` exists once it has finished (outputs are written atomically)."""
 
-    def __init__(self, name, argv, deps, done_file, resume_argv=None, resumable=None):
+    def __init__(self, name, argv, deps, done_file, resume_argv=None, resumable=None,
+                 cost=1):
         self.name, self.argv, self.deps, self.done_file = name, argv, deps, done_file
+        self.cost = cost  # for the time estimate: epochs (a training cap) or 1
         self.resume_argv, self.resumable = resume_argv, resumable
         self.status, self.seconds, self.used = "pending", 0.0, argv
 
@@ -156,7 +158,8 @@ def plan_jobs(protocol, out):
             jobs.append(Job("train s%d/%s" % (seed, name), argv, deps,
                             os.path.join(folder, "final.params"),
                             resume_argv=["train", "--resume", folder, "--quiet"],
-                            resumable=os.path.join(folder, "checkpoints")))
+                            resumable=os.path.join(folder, "checkpoints"),
+                            cost=run["epochs"]))
     for name, run in protocol["runs"].items():
         for seed in protocol["seeds"]:
             folder = os.path.join(where["eval"], "s%d" % seed, name)
@@ -260,8 +263,8 @@ def run_jobs(jobs, slots, logs, journal, progress=None):
                                             command="vgg " + " ".join(job.used),
                                             time=time.time())) + "\n")
                 elapsed = time.time() - started
-                eta = elapsed / finished * (total - finished) if finished else 0
-                progress("[%d/%d] %s %s in %.0f s%s (elapsed %s, about %s left)" % (
+                eta = _estimate(jobs, slots)
+                progress("[%d/%d] %s %s in %.0f s%s (elapsed %s, at most about %s left)" % (
                     finished, total, job.status, name, job.seconds,
                     "" if job.status == "done" else ", exit %d: see %s" % (
                         process.returncode, log.name), _clock(elapsed), _clock(eta)))
@@ -280,6 +283,15 @@ def run_jobs(jobs, slots, logs, journal, progress=None):
     for job in jobs:
         counts[job.status] = counts.get(job.status, 0) + 1
     return counts
+
+
+def _estimate(jobs, slots):
+    """Seconds left if every job to come costs its cap (an upper bound: the lr schedule
+    usually ends a training run before its cap), at the pace of the jobs done so far."""
+    done = [job for job in jobs if job.status == "done"]
+    pace = sum(job.seconds for job in done) / max(1, sum(job.cost for job in done))
+    left = sum(job.cost for job in jobs if job.status in ("pending", "running"))
+    return pace * left / slots
 
 
 def _say(message):

@@ -1,0 +1,118 @@
+"""Boxes for localisation: VOC XML as the ILSVRC-2012 bbox archives write it, CSV,
+cleaning, and GluonCV's detection RecordIO layout read back by GluonCV itself."""
+import numpy as np
+import pytest
+
+from data_tools import boxes
+from data_tools.common import VggError
+
+# The layout of ILSVRC2012_bbox_val_v3.tgz's files (val/ILSVRC2012_val_00000001.xml)
+ILSVRC_XML = b"""<annotation>
+\t<folder>val</folder>
+\t<filename>ILSVRC2012_val_00000001</filename>
+\t<source>
+\t\t<database>ILSVRC_2012</database>
+\t</source>
+\t<size>
+\t\t<width>500</width>
+\t\t<height>375</height>
+\t\t<depth>3</depth>
+\t</size>
+\t<segmented>0</segmented>
+\t<object>
+\t\t<name>n01751748</name>
+\t\t<pose>Unspecified</pose>
+\t\t<truncated>0</truncated>
+\t\t<difficult>0</difficult>
+\t\t<bndbox>
+\t\t\t<xmin>111</xmin>
+\t\t\t<ymin>108</ymin>
+\t\t\t<xmax>441</xmax>
+\t\t\t<ymax>193</ymax>
+\t\t</bndbox>
+\t</object>
+\t<object>
+\t\t<name>n01751748</name>
+\t\t<pose>Unspecified</pose>
+\t\t<truncated>1</truncated>
+\t\t<difficult>1</difficult>
+\t\t<bndbox>
+\t\t\t<xmin>0</xmin>
+\t\t\t<ymin>20</ymin>
+\t\t\t<xmax>60</xmax>
+\t\t\t<ymax>374</ymax>
+\t\t</bndbox>
+\t</object>
+</annotation>
+"""
+
+
+def test_ilsvrc_xml_gives_every_object_with_its_flags():
+    parsed = boxes.parse_voc(ILSVRC_XML, "val.xml")
+    assert parsed["filename"] == "ILSVRC2012_val_00000001"
+    assert (parsed["width"], parsed["height"]) == (500, 375)
+    assert [o["box"] for o in parsed["objects"]] == [(111, 108, 441, 193), (0, 20, 60, 374)]
+    assert [o["name"] for o in parsed["objects"]] == ["n01751748"] * 2
+    assert [(o["truncated"], o["difficult"]) for o in parsed["objects"]] == \
+        [(False, False), (True, True)]
+    without = ILSVRC_XML.split(b"\t<object>")[0] + b"</annotation>"
+    assert boxes.parse_voc(without)["objects"] == []
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda x: x[:200], "not valid XML"),
+    (lambda x: x.replace(b"annotation>", b"note>"), "not <annotation>"),
+    (lambda x: x.replace(b"<width>500</width>", b""), "no <size/width>"),
+    (lambda x: x.replace(b"<xmin>111</xmin>", b"<xmin>eleven</xmin>"), "object 1: <bndbox/xmin>"),
+    (lambda x: x.replace(b"<ymax>374</ymax>", b"<ymax>nan</ymax>"), "object 2: <bndbox/ymax>"),
+])
+def test_a_damaged_xml_file_is_named_with_its_fault(damage, message):
+    with pytest.raises(VggError, match=message) as caught:
+        boxes.parse_voc(damage(ILSVRC_XML), "val/x.xml")
+    assert "val/x.xml" in str(caught.value)
+
+
+def test_csv_boxes_and_their_faults():
+    text = ("image,class,xmin,ymin,xmax,ymax\na.jpg,cat,1,2,30,40\na.jpg,cat,5,5,9,9\n"
+            "b.jpg,dog,0,0,1,1\n")
+    found = boxes.read_box_csv(text.encode())
+    assert found == {"a.jpg": [("cat", (1, 2, 30, 40)), ("cat", (5, 5, 9, 9))],
+                     "b.jpg": [("dog", (0, 0, 1, 1))]}
+    with pytest.raises(VggError, match="line 2: 5 fields"):
+        boxes.read_box_csv("image,class,xmin,ymin,xmax,ymax\na.jpg,cat,1,2,30\n")
+    with pytest.raises(VggError, match="line 1: the box"):
+        boxes.read_box_csv("a.jpg,cat,1,2,x,4\n")
+
+
+def test_boxes_are_clipped_to_the_image_and_empty_ones_dropped():
+    kept, clipped, dropped = boxes.clean_boxes(
+        [(0, (10, 10, 20, 20)), (0, (-5, 3, 120, 50)), (1, (150, 0, 170, 10)),
+         (1, (30, 40, 30, 60))], width=100, height=80)
+    assert kept == [(0, (10, 10, 20, 20)), (0, (0, 3, 100, 50))]
+    assert (clipped, dropped) == (1, 2)
+
+
+def test_gluoncv_reads_our_detection_labels(tmp_path):
+    """Written with MXNet's own pack_img, read back with GluonCV's RecordFileDetection:
+    the pixel boxes and classes come back."""
+    import mxnet as mx
+
+    from vggcli._compat import import_gluoncv
+    RecordFileDetection = import_gluoncv("gluoncv.data").RecordFileDetection
+
+    image = np.zeros((375, 500, 3), np.uint8)
+    objects = [(3, (111.0, 108.0, 441.0, 193.0)), (3, (0.0, 20.0, 60.0, 374.0))]
+    label = boxes.detection_label(objects, 500, 375)
+    rec, idx = str(tmp_path / "d.rec"), str(tmp_path / "d.idx")
+    writer = mx.recordio.MXIndexedRecordIO(idx, rec, "w")
+    writer.write_idx(0, mx.recordio.pack_img(mx.recordio.IRHeader(0, label, 0, 0), image,
+                                             img_fmt=".png"))
+    writer.close()
+    _, read = RecordFileDetection(rec)[0]
+    np.testing.assert_allclose(read[:, :4], [b for _, b in objects], atol=1e-3)
+    np.testing.assert_array_equal(read[:, 4], [3, 3])
+    back = boxes.boxes_from_label(label, 500, 375)
+    assert [c for c, _ in back] == [3, 3]
+    np.testing.assert_allclose([b for _, b in back], [b for _, b in objects], atol=1e-3)
+    with pytest.raises(VggError, match="not a detection label"):
+        boxes.boxes_from_label([2, 5, 1, 0.1, 0.2], 10, 10)
