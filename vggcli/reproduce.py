@@ -131,7 +131,8 @@ def paths(out):
 
 def plan_jobs(protocol, out):
     """Every job of the study, parents before children (the order they are started in:
-    seeds interleaved, so the cores share the long chains)."""
+    the pixel baseline first, then seeds interleaved, so the cores share the long
+    chains)."""
     where = paths(out)
     model, training, scales = protocol["model"], protocol["training"], protocol["scales"]
     val = os.path.join(where["data"], "val.rec")
@@ -194,7 +195,7 @@ def plan_jobs(protocol, out):
             os.path.join(folder, "report.json")))
     pixels = os.path.join(where["features"], "pixels-%s.npz")
     folder = os.path.join(where["transfer"], "pixels")
-    jobs.append(Job("transfer pixels", ["transfer", "--train", pixels % "train", "--test",
+    jobs.insert(0, Job("transfer pixels", ["transfer", "--train", pixels % "train", "--test",
                                         pixels % "val", "--out", folder], [],
                     os.path.join(folder, "report.json")))
     return jobs
@@ -406,9 +407,9 @@ def reproduce(out, report_path, protocol=None, slots=None, docs_copy=None, progr
     seconds, sessions = study_time(out)
     results = collect(protocol, out)
     text = report(protocol, results, jobs, seconds, counts, sessions)
-    write_text_atomic(report_path, text)
-    if docs_copy:
-        write_text_atomic(docs_copy, text)
+    for path in filter(None, (report_path, docs_copy)):
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        write_text_atomic(path, text)
     return text, counts
 
 
