@@ -121,11 +121,11 @@ def tiny_protocol(tmp_path_factory):
     return str(path)
 
 
-def _study(protocol, out, report, **kwargs):
+def _study(protocol, out, report, *extra):
     return subprocess.Popen([sys.executable, "-m", "vggcli", "reproduce", "--protocol",
-                             protocol, "--out", out, "--report", report, "--jobs", "2"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            **kwargs)
+                             protocol, "--out", out, "--report", report, "--jobs", "2"]
+                            + list(extra), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
 
 
 def _children_of(pid):
@@ -161,9 +161,11 @@ def test_a_study_stopped_midway_resumes_and_reports_every_claim(tiny_protocol, t
     assert not os.path.exists(report)
     kept = len(open(journal).read().splitlines())
 
-    second = _study(tiny_protocol, out, report)
+    copy = tmp_path / "docs" / "new" / "reproduction.md"  # folders made as needed
+    second = _study(tiny_protocol, out, report, "--copy-to", str(copy))
     output = second.communicate(timeout=600)[0]
     assert second.returncode == 0, output[-3000:]
+    assert copy.read_text() == open(report).read()
     lines = [json.loads(line) for line in open(journal)]
     assert all(line["status"] == "done" for line in lines)
     names = [line["job"] for line in lines]
@@ -220,13 +222,15 @@ def test_the_pixel_baseline_is_a_features_file_transfer_reads(tiny_protocol, tmp
     from vggcli.data import RecordImages
     from vggcli.features import load_features
     out = str(tmp_path / "study")
-    reproduce.prepare(reproduce.load_protocol(tiny_protocol), out, progress=lambda m: 0)
+    protocol = reproduce.load_protocol(tiny_protocol)
+    reproduce.prepare(protocol, out, progress=lambda m: 0)
     path = os.path.join(out, "features", "pixels-val.npz")
     features, labels, ids, info = load_features(path)
     images = RecordImages(os.path.join(out, "data", "val.rec"))
-    assert features.shape == (len(images), 32 * 32 * 3) and info["layer"] == "pixels"
+    side = protocol["pixels_side"]
+    assert features.shape == (len(images), side * side * 3) and info["layer"] == "pixels"
     image, label = images.image(3)
-    row = cv2.resize(image, (32, 32), interpolation=cv2.INTER_AREA).ravel().astype(float)
+    row = cv2.resize(image, (side, side), interpolation=cv2.INTER_AREA).ravel().astype(float)
     row -= row.mean()
     np.testing.assert_allclose(features[3], row / np.linalg.norm(row), atol=1e-6)
     assert labels[3] == label and np.allclose(np.linalg.norm(features, axis=1), 1)
