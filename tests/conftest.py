@@ -67,12 +67,16 @@ def digits(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def trained_a(digits, tmp_path_factory):
-    """Net A (1/4 width, 32x32 crops) trained from the paper's initialisation (~40 s)."""
+    """Net A (1/4 width, 32x32 crops), 14 epochs (~40 s), from Glorot's init without
+    dropout: the departures ``make reproduce``'s protocol states, because the paper's
+    normal init learns this small a net slowly and unevenly (0.18 to 0.73 best val
+    error across seeds and augmentation streams), and the tests built on this net
+    need one that has learned."""
     from vggcli.train import train
 
     out = tmp_path_factory.mktemp("run-a")
-    summary = train(config(digits, out, net="A", epochs=14, patience=4, init="normal"),
-                    progress=False)
+    summary = train(config(digits, out, net="A", epochs=14, patience=4, init="xavier",
+                           dropout=0.0), progress=False)
     return str(out), summary
 
 

@@ -111,13 +111,14 @@ def test_trained_net_every_mode_far_below_chance(evaluated, digits):
     assert {(r["mode"], tuple(r["scales"])) for r in report["rows"]} == {
         ("dense", (36,)), ("dense", (40,)), ("dense", (36, 40)), ("multicrop", (36,)),
         ("multicrop", (40,)), ("multicrop", (36, 40)), ("both", (36, 40))}
-    # Chance is 0.9. Net A trained with seeds 0, 1, 2 (AVX2): rows at the training
-    # scale Q = S = 36 at most 0.20, 0.51, 0.45; the worst row, dense at Q = 40, 0.42,
-    # 0.80, 0.69 (a net trained at one scale is weakest off it).
+    # Chance is 0.9 with a binomial standard error of sqrt(0.9 * 0.1 / 359) = 0.016 on
+    # the 359 val images: at the training scale Q = S = 36 every mode is over 5 of them
+    # below chance (not chance); off it (Q = 40, where a net trained at one scale is
+    # weakest) only below chance.
     for row in report["rows"]:
         assert row["top1_error"] < 0.9, row
         if row["scales"] == [36]:
-            assert row["top1_error"] < 0.7, row
+            assert row["top1_error"] < 0.9 - 5 * (0.9 * 0.1 / 359) ** 0.5, row
     scores = np.load(os.path.join(folder, "scores.npy"), mmap_mode="r")
     labels = np.load(os.path.join(folder, "labels.npy"))
     # soft-max in float32: C exponentials (a few ulp each), a sum of C terms and a
