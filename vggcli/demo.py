@@ -98,14 +98,10 @@ def main():
     vggcli.configure()
     from data_tools.scaled_digits import write_scaled_digits
 
-    from .reproduce import load_protocol, pixel_features
+    from .reproduce import load_protocol, pixel_features, train_flags
 
     protocol = load_protocol()
-    model, training, scales = protocol["model"], protocol["training"], protocol["scales"]
-    small = ["--width-mult", str(model["width_mult"]), "--fc-width", str(model["fc_width"]),
-             "--crop-size", str(model["crop_size"])]
-    for key in ("batch_size", "init", "dropout", "patience", "max_reductions"):
-        small += ["--" + key.replace("_", "-"), str(training[key])]
+    scales, small = protocol["scales"], train_flags(protocol)
     started = time.time()
     shutil.rmtree(OUT, ignore_errors=True)
     os.makedirs(OUT)

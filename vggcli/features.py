@@ -156,7 +156,7 @@ def extract(nets, layer, scales, out_path, images=None, data=None, aggregate="me
     """
     import mxnet as mx
 
-    from data_tools.common import atomic_output, check_output, scratch_folder
+    from data_tools.common import check_output, scratch_folder
 
     from .inference import FolderSource, RecordSource, check_scales, reserved_memmap
 
@@ -190,17 +190,24 @@ def extract(nets, layer, scales, out_path, images=None, data=None, aggregate="me
                     nets=[n.config for n in nets], dims=dims, images=len(ids),
                     skipped=len(skipped), class_names=source.class_names,
                     descriptors_per_second=len(ids) / seconds if seconds > 0 else None)
-        with atomic_output(out_path) as tmp_file, open(tmp_file, "wb") as f:
-            # np.savez streams the memmap in chunks
-            np.savez(f, features=features[:len(ids)],
-                     labels=labels[:len(ids)] if source.labelled else np.zeros(0, np.int64),
-                     ids=np.array(ids),
-                     skipped_ids=np.array([s["id"] for s in skipped] or [""])[:len(skipped)],
-                     info=np.array(json.dumps(info)))
+        write_features(out_path, features[:len(ids)],
+                       labels[:len(ids)] if source.labelled else np.zeros(0, np.int64), ids,
+                       [s["id"] for s in skipped], info)
         del features
     info["skipped_list"] = skipped
     info["path"] = out_path
     return info
+
+
+def write_features(out_path, features, labels, ids, skipped_ids, info):
+    """A ``vgg features`` file (the one layout load_features reads), written atomically;
+    ``labels`` empty for unlabelled images."""
+    from data_tools.common import atomic_output
+    with atomic_output(out_path) as tmp_file, open(tmp_file, "wb") as f:
+        # np.savez streams a memmap in chunks
+        np.savez(f, features=features, labels=labels, ids=np.array(ids),
+                 skipped_ids=np.array(list(skipped_ids) or [""])[:len(skipped_ids)],
+                 info=np.array(json.dumps(info)))
 
 
 def load_features(path):

@@ -129,19 +129,26 @@ def paths(out):
                 transfer=os.path.join(out, "transfer"), logs=os.path.join(out, "logs"))
 
 
+def train_flags(protocol):
+    """The ``vgg train`` flags every run of the protocol shares (model and training)."""
+    model, training = protocol["model"], protocol["training"]
+    flags = ["--crop-size", str(model["crop_size"]), "--width-mult", str(model["width_mult"]),
+             "--fc-width", str(model["fc_width"])]
+    for key in ("batch_size", "init", "dropout", "patience", "max_reductions", "dtype"):
+        if key in training:
+            flags += ["--" + key.replace("_", "-"), str(training[key])]
+    return flags
+
+
 def plan_jobs(protocol, out):
     """Every job of the study, parents before children (the order they are started in:
     the pixel baseline first, then seeds interleaved, so the cores share the long
     chains)."""
     where = paths(out)
-    model, training, scales = protocol["model"], protocol["training"], protocol["scales"]
+    scales = protocol["scales"]
     val = os.path.join(where["data"], "val.rec")
     jobs = []
-    common = ["--crop-size", str(model["crop_size"]), "--width-mult", str(model["width_mult"]),
-              "--fc-width", str(model["fc_width"])]
-    for key in ("batch_size", "init", "dropout", "patience", "max_reductions", "dtype"):
-        if key in training:
-            common += ["--" + key.replace("_", "-"), str(training[key])]
+    common = train_flags(protocol)
     for name, run in protocol["runs"].items():
         for seed in protocol["seeds"]:
             folder = os.path.join(where["runs"], "s%d" % seed, name)
@@ -292,8 +299,7 @@ def _estimate(jobs, slots):
     and of the other jobs done so far."""
     left = 0.0
     for training in (True, False):
-        kind = [job for job in jobs if (job.cost > 1 or job.name.startswith("train")) ==
-                training]
+        kind = [job for job in jobs if job.name.startswith("train") == training]
         done = [job for job in kind if job.status == "done"]
         if done:
             pace = sum(job.seconds for job in done) / sum(job.cost for job in done)
@@ -317,9 +323,8 @@ def pixel_features(rec_path, side, out_path):
     vector (the deep features are L2-normalised too), in a ``vgg features`` file."""
     import cv2
 
-    from data_tools.common import atomic_output
-
     from .data import RecordImages
+    from .features import write_features
     images = RecordImages(rec_path)
     rows, labels = [], []
     for position in range(len(images)):
@@ -331,10 +336,8 @@ def pixel_features(rec_path, side, out_path):
     features /= np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
     info = dict(layer="pixels", scales=[side], aggregate="mean", nets=["raw pixels"],
                 dims=features.shape[1], images=len(rows))
-    with atomic_output(out_path) as tmp, open(tmp, "wb") as f:
-        np.savez(f, features=features, labels=np.asarray(labels, np.int64),
-                 ids=np.array([str(i) for i in range(len(rows))]),
-                 skipped_ids=np.array([""])[:0], info=np.array(json.dumps(info)))
+    write_features(out_path, features, np.asarray(labels, np.int64),
+                   [str(i) for i in range(len(rows))], [], info)
 
 
 # --- the study ----------------------------------------------------------------------
@@ -647,17 +650,11 @@ def analysis(found, outcome, protocol, results):
 
 def _machine():
     import platform
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
+
     from data_tools.common import available_cores
-    return "%s, %d cores, Python %s, %s" % (model, available_cores(),
+
+    from .precision import cpu_description
+    return "%s, %d cores, Python %s, %s" % (cpu_description(), available_cores(),
                                             platform.python_version(), platform.system())
 
 
