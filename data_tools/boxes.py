@@ -2,24 +2,31 @@
 ILSVRC-2012 bbox archives hold one per image) or a CSV, cleaned, and laid out as
 GluonCV's detection RecordIO label so GluonCV's readers read our records.
 
-A box is (xmin, ymin, xmax, ymax) in the image's pixels, as the XML gives it
-(ILSVRC's ends are inclusive; the devkit's metric counts them so). Cleaning clips
-a box to the image and drops one with nothing left; both are counted, so the pack
-manifest can say how many.
+A box is (xmin, ymin, xmax, ymax) in the image's pixels, 0-based with inclusive
+ends: the last column and row inside the box, as GluonCV's VOC reader holds them
+(the XML's corners are 1-based, so 1 is subtracted; the devkit's metric counts
+widths inclusively, x2 - x1 + 1). A CSV gives 0-based inclusive corners as they
+are. Cleaning clips a box to the image and drops one with nothing left; both are
+counted, so the pack manifest can say how many.
 
-GluonCV's layout (``gluoncv.data.RecordFileDetection``): [header width (2), object
-width (5), then per object: class, xmin / width, ymin / height, xmax / width,
-ymax / height].
+GluonCV's layout (``gluoncv.data.RecordFileDetection``, MXNet's im2rec detection
+format): [header width, object width (5), extra header..., then per object: class,
+xmin / width, ymin / height, xmax / width, ymax / height]. Our header width is 4:
+its extra fields are the original image's width and height, so boxes predicted on
+a stored (possibly shrunk) image can be given back in the original's pixels, as
+the devkit wants them. GluonCV's readers skip extra header fields.
 """
 import csv
 import io
+import os
+import tarfile
 import xml.etree.ElementTree as ElementTree
 
 import numpy as np
 
-from .common import VggError
+from .common import VggError, first_line, printable
 
-HEADER_WIDTH, OBJECT_WIDTH = 2, 5
+HEADER_WIDTH, OBJECT_WIDTH = 4, 5
 
 
 def _text(node, path, where, required=True):
@@ -90,14 +97,16 @@ def read_box_csv(data, where="boxes CSV"):
 
 
 def clean_boxes(boxes, width, height):
-    """(kept, clipped count, dropped count): each (label, box) clipped to the image
-    (0 .. width, 0 .. height); a box with no area left inside it is dropped."""
+    """(kept, clipped count, dropped count): each (label, box) clipped to the image's
+    pixels (0 .. width - 1, 0 .. height - 1, ends inclusive); a box with no pixel
+    left inside it is dropped."""
     kept, clipped, dropped = [], 0, 0
     for label, box in boxes:
         x0, y0, x1, y1 = box
-        inside = (min(max(x0, 0), width), min(max(y0, 0), height),
-                  min(max(x1, 0), width), min(max(y1, 0), height))
-        if inside[2] <= inside[0] or inside[3] <= inside[1]:
+        inside = (min(max(x0, 0), width - 1), min(max(y0, 0), height - 1),
+                  min(max(x1, 0), width - 1), min(max(y1, 0), height - 1))
+        if x1 < 0 or y1 < 0 or x0 > width - 1 or y0 > height - 1 or \
+                inside[2] < inside[0] or inside[3] < inside[1]:
             dropped += 1
             continue
         clipped += inside != tuple(box)
@@ -107,20 +116,110 @@ def clean_boxes(boxes, width, height):
 
 def detection_label(boxes, width, height):
     """GluonCV's detection label (float32) for [(class index, box)] on a width x height
-    image."""
-    label = [HEADER_WIDTH, OBJECT_WIDTH]
+    image (the header's extra fields hold that size)."""
+    label = [HEADER_WIDTH, OBJECT_WIDTH, width, height]
     for index, (x0, y0, x1, y1) in boxes:
         label += [index, x0 / width, y0 / height, x1 / width, y1 / height]
     return np.asarray(label, dtype=np.float32)
 
 
-def boxes_from_label(label, width, height):
-    """The inverse of detection_label: [(class index, box in pixels)]; VggError for a
-    label that is not in the layout."""
+def parse_label(label):
+    """(objects as an N x 5 float64 array [class, normalised corners], the header's
+    extra fields); VggError for a label that is not in the layout."""
     label = np.asarray(label, dtype=np.float64).ravel()
-    if len(label) < 2 or label[0] < 2 or label[1] < 5 or label[0] != int(label[0]) or \
-            label[1] != int(label[1]) or (len(label) - int(label[0])) % int(label[1]):
+    if len(label) < 2 or not np.all(np.isfinite(label)) or label[0] < 2 or label[1] < 5 or \
+            label[0] != int(label[0]) or label[1] != int(label[1]) or \
+            len(label) < label[0] or (len(label) - int(label[0])) % int(label[1]):
         raise VggError("not a detection label: %s" % np.array2string(label[:8]))
-    objects = label[int(label[0]):].reshape(-1, int(label[1]))
+    objects = label[int(label[0]):].reshape(-1, int(label[1]))[:, :5]
+    return objects, label[2:int(label[0])]
+
+
+def boxes_from_label(label, width, height):
+    """The inverse of detection_label: [(class index, box in pixels)] on a width x
+    height image."""
+    objects, _ = parse_label(label)
     return [(int(row[0]), (row[1] * width, row[2] * height, row[3] * width,
                            row[4] * height)) for row in objects]
+
+
+# --- box files: a folder or tar of VOC XML files, or a CSV -------------------------
+
+def box_key(name):
+    """What a box file and an image are matched by: the file name without folders or
+    extension ('n01440764/n01440764_10026.JPEG' and 'n01440764_10026.xml' match)."""
+    return os.path.splitext(name.replace("\\", "/").rsplit("/", 1)[-1])[0]
+
+
+def _voc_boxes(data, where):
+    parsed = parse_voc(data, where)
+    return [(o["name"], tuple(v - 1 for v in o["box"])) for o in parsed["objects"]]
+
+
+def _add(found, key, objects, where):
+    if key in found:
+        raise VggError("%s: two box files for the image %r" % (where, key))
+    found[key] = objects
+
+
+def read_box_files(path):
+    """{image key: [(class name, box, 0-based inclusive)]} from ``path``: a folder of
+    VOC XML files (searched recursively), a tar of them (.tar, .tar.gz, .tgz: the
+    ILSVRC bbox archives as downloaded) or a CSV (image,class,xmin,ymin,xmax,ymax).
+    An XML file without objects gives an image with no boxes."""
+    found = {}
+    if os.path.isdir(path):
+        for folder, dirs, files in os.walk(path):
+            dirs.sort()
+            for name in sorted(files):
+                if name.lower().endswith(".xml"):
+                    full = os.path.join(folder, name)
+                    with open(full, "rb") as f:
+                        _add(found, box_key(name), _voc_boxes(f.read(), printable(full)),
+                             printable(path))
+        if not found:
+            raise VggError("box folder %s holds no .xml files" % printable(path))
+        return found
+    if not os.path.exists(path):
+        raise VggError("box file %s does not exist" % printable(path))
+    if not os.path.isfile(path):
+        raise VggError("box file %s is not a regular file (a FIFO, socket or device)"
+                       % printable(path))
+    if path.lower().endswith(".csv"):
+        with open(path, "rb") as f:
+            rows = read_box_csv(f.read(), printable(path))
+        for image, objects in rows.items():
+            _add(found, box_key(image), objects, printable(path))
+        return found
+    try:
+        with tarfile.open(path) as archive:
+            for member in archive:
+                if member.isfile() and member.name.lower().endswith(".xml"):
+                    data = archive.extractfile(member).read()
+                    _add(found, box_key(member.name),
+                         _voc_boxes(data, "%s:%s" % (printable(path), member.name)),
+                         printable(path))
+    except (tarfile.TarError, EOFError, OSError) as err:
+        raise VggError("box archive %s is damaged or not a tar: %s"
+                       % (printable(path), first_line(err))) from None
+    if not found:
+        raise VggError("box archive %s holds no .xml files" % printable(path))
+    return found
+
+
+def attach_boxes(items, found, class_index):
+    """``items`` (data_tools.sources.Item) with their boxes ([(class index, box)])
+    from ``found`` (read_box_files), matched by box_key; returns (items, counts).
+    An object of a class not in the class list is left out and counted."""
+    out, counts = [], dict(images_with_boxes=0, objects=0, unknown_class=0)
+    for item in items:
+        objects = found.get(box_key(item.ident))
+        if objects is None:
+            out.append(item)
+            continue
+        known = [(class_index[name], box) for name, box in objects if name in class_index]
+        counts["unknown_class"] += len(objects) - len(known)
+        counts["images_with_boxes"] += bool(known)
+        counts["objects"] += len(known)
+        out.append(item._replace(boxes=known) if known else item)
+    return out, counts

@@ -60,7 +60,8 @@ def target_size(width, height, max_short_side):
 
 
 def process_image(data, max_short_side, quality):
-    """(payload JPEG bytes, (height, width), per-channel pixel sums) or BadImage."""
+    """(payload JPEG bytes, (height, width), per-channel pixel sums, the source's
+    (width, height)) or BadImage."""
     import cv2
     from PIL import Image
 
@@ -71,7 +72,7 @@ def process_image(data, max_short_side, quality):
     try:
         image = Image.open(io.BytesIO(data))
         check_declared_size(*image.size)
-        source_format, source_mode = image.format, image.mode
+        source_format, source_mode, source_size = image.format, image.mode, image.size
         width, height = target_size(image.width, image.height, max_short_side)
         if source_format == "JPEG" and (width, height) != image.size:
             # decode at 1/2, 1/4 or 1/8 scale if the result stays >= the target
@@ -84,23 +85,37 @@ def process_image(data, max_short_side, quality):
         pixels = cv2.resize(pixels, (width, height), interpolation=cv2.INTER_AREA)
     elif source_format == "JPEG" and source_mode == "RGB":
         # an RGB JPEG that needs no resize is stored untouched (no re-encoding loss)
-        return data, pixels.shape[:2], pixels.reshape(-1, 3).sum(axis=0, dtype=np.uint64)
+        return data, pixels.shape[:2], pixels.reshape(-1, 3).sum(axis=0, dtype=np.uint64), \
+            source_size
     ok, encoded = cv2.imencode(".jpg", np.ascontiguousarray(pixels[:, :, ::-1]),
                                [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
     if not ok:
         raise BadImage("JPEG encoding failed")
-    return encoded.tobytes(), pixels.shape[:2], pixels.reshape(-1, 3).sum(axis=0, dtype=np.uint64)
+    return encoded.tobytes(), pixels.shape[:2], \
+        pixels.reshape(-1, 3).sum(axis=0, dtype=np.uint64), source_size
+
+
+def box_label(boxes, width, height):
+    """(GluonCV detection label or None, clipped count, dropped count) for an image's
+    boxes, cleaned against its decoded size (not a size an XML file declares)."""
+    from .boxes import clean_boxes, detection_label
+    kept, clipped, dropped = clean_boxes(boxes or [], width, height)
+    return (detection_label(kept, width, height) if kept else None), clipped, dropped
 
 
 def encode_task(task):
-    """Worker entry: task = (position, label, kind, container, offset, size, ident)."""
-    position, label, kind, container, offset, size, ident = task
+    """Worker entry: task = (position, label, kind, container, offset, size, ident, boxes);
+    returns (position, label, ident, payload or None, reason, shape, sums, box label
+    or None, (clipped, dropped))."""
+    position, label, kind, container, offset, size, ident, boxes = task
     try:
         data = read_bytes(kind, container, offset, size)
-        payload, shape, sums = process_image(data, _settings["max_short_side"],
-                                             _settings["quality"])
+        payload, shape, sums, (width, height) = process_image(
+            data, _settings["max_short_side"], _settings["quality"])
     except BadImage as err:
-        return position, label, ident, None, str(err), None, None
+        return position, label, ident, None, str(err), None, None, None, (0, 0)
     except OSError as err:  # unreadable source file
-        return position, label, ident, None, "cannot read: %s" % first_line(err), None, None
-    return position, label, ident, payload, None, shape, sums
+        return (position, label, ident, None, "cannot read: %s" % first_line(err), None, None,
+                None, (0, 0))
+    extra, clipped, dropped = box_label(boxes, width, height) if boxes else (None, 0, 0)
+    return position, label, ident, payload, None, shape, sums, extra, (clipped, dropped)

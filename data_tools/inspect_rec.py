@@ -20,7 +20,7 @@ def inspect_rec(rec_path, samples=5):
         raise VggError("record file %s does not exist" % rec_path)
     idx_path = os.path.splitext(rec_path)[0] + ".idx"
     problems = []
-    starts, labels, sizes = [], Counter(), []
+    starts, labels, sizes, extra_labelled = [], Counter(), [], 0
     file_size = os.path.getsize(rec_path)
     with open(rec_path, "rb") as handle:
         offset = 0
@@ -35,8 +35,7 @@ def inspect_rec(rec_path, samples=5):
                                 % (rec_path, offset))
                 break
             flag, label, key, _ = IR_HEADER.unpack_from(payload)
-            if flag:
-                label = "multi-label(%d)" % flag
+            extra_labelled += flag > 0  # boxes (vgg pack --boxes); the class stays in label
             starts.append((key, offset))
             labels[label] += 1
             if len(sizes) < samples:
@@ -55,7 +54,7 @@ def inspect_rec(rec_path, samples=5):
         problems.append("no index file %s" % idx_path)
     return dict(path=rec_path, records=len(starts), bytes=file_size,
                 labels=dict(sorted(labels.items(), key=lambda kv: str(kv[0]))),
-                sample_sizes=sizes, problems=problems)
+                sample_sizes=sizes, problems=problems, with_extra_labels=extra_labelled)
 
 
 def report_lines(report, class_names=None):
@@ -74,6 +73,9 @@ def report_lines(report, class_names=None):
                          else "  %s: %d" % (label, count))
         if len(counts) > 20:
             lines.append("  ... %d more labels" % (len(counts) - 20))
+    if report.get("with_extra_labels"):
+        lines.append("%d records carry extra labels (boxes, GluonCV's detection layout)"
+                     % report["with_extra_labels"])
     lines.append("sample sizes (h, w): %s" % ", ".join(str(s) for s in report["sample_sizes"]))
     lines += ["problem: " + p for p in report["problems"]] or ["index: matches the records"]
     return lines

@@ -5,12 +5,16 @@ Output folder (both ``vgg pack`` and ``vgg pack-imagenet``)::
 
     train.rec train.idx train.lst      records shuffled with --seed
     val.rec   val.idx   val.lst        records in image-id order
+    train.box.idx val.box.idx          with boxes: the index of the records that have
+                                       them (localisation trains and tests on those)
     synsets.txt                        class i = line i ('wnid words' for ImageNet)
     manifest.json                      counts per split and class, skipped files
                                        with reasons, settings, training mean RGB
 
 Each record is MXNet's ``IRHeader(flag=0, label=class index, id=key, id2=0)``
 followed by JPEG bytes; keys run 0..N-1 in file order, as in the .idx and .lst.
+A record with boxes (Appendix A) has ``flag`` > 0 and GluonCV's detection label
+(data_tools.boxes) as its extra labels; the class stays in ``label``.
 
 Nothing complete-looking is written before the work is: a split is built under
 ``*.partial`` names with a ``<split>.state.json`` checkpoint (flushed and
@@ -59,7 +63,7 @@ class PackSettings:
 
 def _paths(out_dir, split):
     base = os.path.join(out_dir, split)
-    return dict(rec=base + ".rec", idx=base + ".idx", lst=base + ".lst",
+    return dict(rec=base + ".rec", idx=base + ".idx", lst=base + ".lst", box=base + ".box.idx",
                 plan=base + ".plan.tsv", state=base + ".state.json",
                 done=base + ".done.json")
 
@@ -87,7 +91,7 @@ def _write_plan(path, items):
     # paths as JSON strings: a name may hold tabs, newlines or bytes that are not UTF-8
     # (os.fsdecode's surrogates, which json escapes as \udcNN and restores)
     lines = ["%d\t%d\t%s\t%d\t%d\t%s\n" % (pos, it.label, it.kind, it.offset, it.size,
-                                          json.dumps([it.container, it.ident]))
+                                          json.dumps([it.container, it.ident, it.boxes]))
              for pos, it in enumerate(items)]
     write_text_atomic(path, "".join(lines))
 
@@ -99,8 +103,9 @@ def _read_plan(path, start):
                 continue
             try:
                 pos, label, kind, offset, size, names = line.rstrip("\n").split("\t", 5)
-                container, ident = json.loads(names)
-                task = (int(pos), int(label), kind, container, int(offset), int(size), ident)
+                container, ident, boxes = json.loads(names)
+                task = (int(pos), int(label), kind, container, int(offset), int(size), ident,
+                        boxes)
             except ValueError:
                 raise VggError("%s line %d is damaged (or from another vgg version): pack "
                                "again with --overwrite" % (path, number + 1)) from None
@@ -113,7 +118,9 @@ class _SplitState:
     def __init__(self, total, classes, settings=None):
         self.data = dict(settings=settings.as_dict() if settings else {}, total=total,
                          position=0, records=0, rec_bytes=0, idx_bytes=0, lst_bytes=0, skipped=[],
-                         per_class=[0] * classes, pixel_sums=[0, 0, 0], pixels=0)
+                         per_class=[0] * classes, pixel_sums=[0, 0, 0], pixels=0,
+                         box_bytes=0, boxes=dict(images=0, objects=0, clipped=0, dropped=0,
+                                                 images_left_without=0))
 
     @classmethod
     def load(cls, path):
@@ -128,13 +135,13 @@ class _SplitState:
         write_text_atomic(path, json.dumps(self.data))
 
 
-def _checkpoint(state, writer, idx_file, lst_file, state_path):
+def _checkpoint(state, writer, idx_file, lst_file, box_file, state_path):
     writer.sync()
-    for handle in (idx_file, lst_file):
+    for handle in (idx_file, lst_file, box_file):
         handle.flush()
         os.fsync(handle.fileno())
     state.data.update(rec_bytes=writer.tell(), idx_bytes=idx_file.tell(),
-                      lst_bytes=lst_file.tell())
+                      lst_bytes=lst_file.tell(), box_bytes=box_file.tell())
     state.save(state_path)
 
 
@@ -184,25 +191,38 @@ def pack_split(items, out_dir, split, classes, settings, pool, workers, resume=F
                checkpoint_every=1000, progress=True):
     """Pack one split with ``pool``; returns its manifest entry. See the module docstring."""
     paths = _paths(out_dir, split)
-    partial = {k: paths[k] + ".partial" for k in ("rec", "idx", "lst")}
+    partial = {k: paths[k] + ".partial" for k in ("rec", "idx", "lst", "box")}
     state = _split_state(items, paths, split, classes, settings, resume)
     data, total = state.data, state.data["total"]
     writer = RecordWriter(partial["rec"], resume_at=data["rec_bytes"])
     idx_file = _open_append(partial["idx"], data["idx_bytes"])
     lst_file = _open_append(partial["lst"], data["lst_bytes"])
+    box_file = _open_append(partial["box"], data["box_bytes"])
+    box_counts = data["boxes"]
     bar = _progress(total, data["position"], "pack %s" % split, progress)
     started, done_now, last_checkpoint = time.time(), 0, data["position"]
     try:
         # bounded windows: Pool.imap would otherwise queue the whole plan at once
         for window in _windows(_read_plan(paths["plan"], data["position"]), 256 * workers):
             for result in pool.imap(encode_task, window, chunksize=4):
-                position, label, ident, payload, reason, shape, sums = result
+                (position, label, ident, payload, reason, shape, sums, extra,
+                 (clipped, dropped)) = result
                 if payload is None:
                     data["skipped"].append({"id": ident, "reason": reason})
                 else:
                     key = data["records"]
-                    offset = writer.write(IR_HEADER.pack(0, float(label), key, 0) + payload)
+                    extra_bytes = b"" if extra is None else extra.astype("<f4").tobytes()
+                    offset = writer.write(IR_HEADER.pack(len(extra_bytes) // 4, float(label),
+                                                         key, 0) + extra_bytes + payload)
                     idx_file.write("%d\t%d\n" % (key, offset))
+                    if extra is not None:
+                        box_file.write("%d\t%d\n" % (key, offset))
+                        box_counts["images"] += 1
+                        box_counts["objects"] += int((len(extra) - extra[0]) // extra[1])
+                    elif clipped + dropped:
+                        box_counts["images_left_without"] += 1
+                    box_counts["clipped"] += clipped
+                    box_counts["dropped"] += dropped
                     lst_file.write("%d\t%d\t%s\n" % (key, label, ident))
                     data["records"] += 1
                     data["per_class"][label] += 1
@@ -212,14 +232,18 @@ def pack_split(items, out_dir, split, classes, settings, pool, workers, resume=F
                 done_now += 1
                 bar.update(1)
                 if data["position"] - last_checkpoint >= checkpoint_every:
-                    _checkpoint(state, writer, idx_file, lst_file, paths["state"])
+                    _checkpoint(state, writer, idx_file, lst_file, box_file, paths["state"])
                     last_checkpoint = data["position"]
-        _checkpoint(state, writer, idx_file, lst_file, paths["state"])
+        _checkpoint(state, writer, idx_file, lst_file, box_file, paths["state"])
     finally:
         bar.close()
         writer.close()
-        idx_file.close()
-        lst_file.close()
+        for handle in (idx_file, lst_file, box_file):
+            handle.close()
+    if box_counts["images"]:
+        os.replace(partial["box"], paths["box"])
+    else:
+        os.remove(partial["box"])
     for kind in ("idx", "lst", "rec"):  # .rec last: its presence means the split is whole
         os.replace(partial[kind], paths[kind])
     os.remove(paths["plan"])
@@ -231,6 +255,7 @@ def pack_split(items, out_dir, split, classes, settings, pool, workers, resume=F
         ("skipped", data["skipped"]),
         ("per_class", data["per_class"]),
         ("mean_rgb", [s / pixels for s in data["pixel_sums"]]),
+        ("boxes", box_counts),
         ("bytes", os.path.getsize(paths["rec"])),
         ("images_per_second", done_now / seconds if seconds > 0 else None),
     ])
@@ -243,13 +268,14 @@ def _progress(total, initial, desc, enabled):
 
 
 def pack(splits, classes, out_dir, settings, source, refused=(), workers=None, resume=False,
-         checkpoint_every=1000, progress=True, overwrite=False, inputs=()):
+         checkpoint_every=1000, progress=True, overwrite=False, inputs=(), boxes=None):
     """Pack ``splits`` ({name: [Item]}) into ``out_dir``; returns the manifest dict.
 
     ``out_dir`` follows the output policy (data_tools.common): a new or empty
     folder, the same pack continued with ``resume``, or with ``overwrite`` a
     previous pack replaced; never a folder of other files, nor one that overlaps
-    ``inputs`` (the dataset's folders and archives)."""
+    ``inputs`` (the dataset's folders and archives). ``boxes``: what matching the
+    box files found (data_tools.boxes.attach_boxes's counts), kept in the manifest."""
     for name, items in splits.items():
         if not items and not (resume and os.path.exists(_paths(out_dir, name)["state"])):
             raise VggError("no images found for the %s split" % name)
@@ -277,6 +303,8 @@ def pack(splits, classes, out_dir, settings, source, refused=(), workers=None, r
         ("refused", [dict(id=r.ident, reason=r.reason) for r in refused]),
         ("splits", OrderedDict()),
     ])
+    if boxes:
+        manifest["boxes"] = boxes
     workers = workers or available_cores()
     try:
         _pack_splits(splits, classes, out_dir, settings, workers, resume, checkpoint_every,
@@ -325,6 +353,12 @@ def summary(manifest):
         lines.append("%s: %d records, %d skipped, %.1f MB%s" % (
             name, split["records"], len(split["skipped"]), split["bytes"] / 1e6,
             ", %.0f images/s" % rate if rate else ""))
+        found = split.get("boxes") or {}
+        if found.get("images") or found.get("dropped"):
+            lines.append("  boxes: %d images with %d objects (%d clipped to the image, %d "
+                         "dropped as empty; %d images lost all theirs)" % (
+                             found["images"], found["objects"], found["clipped"],
+                             found["dropped"], found["images_left_without"]))
         for bad in split["skipped"][:5]:
             lines.append("  skipped %s: %s" % (bad["id"], bad["reason"]))
         if len(split["skipped"]) > 5:

@@ -120,3 +120,31 @@ def plan_imagenet(train_tar=None, val_tar=None, devkit=None, root=None, synsets=
     source = dict(kind="imagenet", layout=layout, train_tar=train_tar, val_tar=val_tar,
                   devkit=devkit, root=root, synsets=synsets)
     return splits, classes, source, refused
+
+
+def add_boxes(splits, classes, box_files):
+    """``splits`` with boxes from ``box_files`` ({split or "*": path}, "*" for every
+    split) attached to their images; returns (splits, the manifest's box report:
+    per source the images matched, objects, objects of unknown classes and box
+    files that match no image)."""
+    from .boxes import attach_boxes, box_key, read_box_files
+
+    report = OrderedDict()
+    for target, path in box_files.items():
+        if not path:
+            continue
+        found = read_box_files(path)
+        names = list(splits) if target == "*" else [target]
+        matched = set()
+        entry = OrderedDict(file=os.path.abspath(path), files=len(found))
+        for name in names:
+            if name not in splits:
+                raise VggError("boxes %s are for the %s split, which is not packed"
+                               % (path, name))
+            splits[name], counts = attach_boxes(splits[name], found, classes.index)
+            matched.update(box_key(item.ident) for item in splits[name]
+                           if box_key(item.ident) in found)
+            entry[name] = counts
+        entry["files_without_image"] = len(set(found) - matched)
+        report[target] = entry
+    return splits, report

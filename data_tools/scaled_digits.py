@@ -18,8 +18,9 @@ new handwriting, not to new placements of seen digits. Everything follows from
 ``seed``.
 
 Written as ``train/<class>/``, ``val/<class>/`` PNGs, ``synsets.txt``,
-``boxes.json`` ({"train/5_five/s0123-1.png": [x0, y0, x1, y1], ...}) and
-``dataset.json`` (the parameters).
+``boxes.json`` ({"train/5_five/s0123-1.png": [x0, y0, x1, y1], ...}), the same
+boxes as ``boxes.csv`` for ``vgg pack --boxes`` (image,class,xmin,ymin,xmax,ymax
+with inclusive ends: x1 - 1, y1 - 1) and ``dataset.json`` (the parameters).
 """
 import json
 import os
@@ -124,6 +125,10 @@ def write_scaled_digits(root, seed=0, per_scan=3, val_ratio=0.2, limit=None, can
         f.writelines("%d_%s digit %d\n" % (label, NAMES[label], label) for label in range(10))
     with open(os.path.join(root, "boxes.json"), "w") as f:
         json.dump(boxes, f, indent=0, sort_keys=True)
+    with open(os.path.join(root, "boxes.csv"), "w") as f:
+        f.write("image,class,xmin,ymin,xmax,ymax\n")
+        for name, (x0, y0, x1, y1) in sorted(boxes.items()):
+            f.write("%s,%s,%d,%d,%d,%d\n" % (name, name.split("/")[1], x0, y0, x1 - 1, y1 - 1))
     with open(os.path.join(root, "dataset.json"), "w") as f:
         json.dump(dict(name="scaled-digits", seed=seed, per_scan=per_scan, val_ratio=val_ratio,
                        canvas=canvas, side_range=list(sides), contrast=contrast, limit=limit,

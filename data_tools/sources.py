@@ -17,8 +17,9 @@ from .common import VggError, printable
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
 
-# kind: "file" (container = path) or "tar" (container = tar path, offset/size = bytes)
-Item = namedtuple("Item", "label kind container offset size ident")
+# kind: "file" (container = path) or "tar" (container = tar path, offset/size = bytes);
+# boxes: [(class index, (x0, y0, x1, y1))] in the source image's pixels, or None
+Item = namedtuple("Item", "label kind container offset size ident boxes", defaults=(None,))
 
 Refused = namedtuple("Refused", "ident reason")
 

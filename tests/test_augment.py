@@ -18,6 +18,9 @@ class FakeImages:
     def image(self, position):
         return self.picture, 3
 
+    def record(self, position):
+        return self.picture, 3, np.zeros(0, np.float32)  # no boxes
+
 
 def test_jittered_scale_is_uniform_over_the_range():
     scale = data.Scale.parse("256:512")

@@ -85,11 +85,15 @@ def test_csv_boxes_and_their_faults():
 
 
 def test_boxes_are_clipped_to_the_image_and_empty_ones_dropped():
+    """Ends are inclusive pixels: a 100 px wide image's last column is 99, and a box
+    from column 30 to column 30 is one pixel wide (kept); one ending before it starts
+    is empty."""
     kept, clipped, dropped = boxes.clean_boxes(
         [(0, (10, 10, 20, 20)), (0, (-5, 3, 120, 50)), (1, (150, 0, 170, 10)),
-         (1, (30, 40, 30, 60))], width=100, height=80)
-    assert kept == [(0, (10, 10, 20, 20)), (0, (0, 3, 100, 50))]
-    assert (clipped, dropped) == (1, 2)
+         (1, (30, 40, 30, 60)), (1, (30, 40, 29, 60)), (1, (0, 80, 10, 90))],
+        width=100, height=80)
+    assert kept == [(0, (10, 10, 20, 20)), (0, (0, 3, 99, 50)), (1, (30, 40, 30, 60))]
+    assert (clipped, dropped) == (1, 3)
 
 
 def test_gluoncv_reads_our_detection_labels(tmp_path):

@@ -49,7 +49,8 @@ def test_error_is_the_mean_over_images_and_submission_lines_are_the_devkits():
     assert errors[1] == pytest.approx(2 / 3) and errors[2] == pytest.approx(1 / 3)
     assert errors[5] == pytest.approx(1 / 3)
     assert loc.submission_line([(0, (1.4, 2.6, 30, 40)), (999, (0, 0, 5, 5))]) == \
-        "1 1 3 30 40 1000 0 0 5 5"
+        "1 2 4 31 41 1000 1 1 6 6"  # 0-based boxes become the devkit's 1-based pixels
+    assert loc.submission_line([(0, (0, 0, 5, 5))], label_ids=[449]) == "449 1 1 6 6"
     with pytest.raises(ValueError):
         loc.localisation_errors(guesses[:2], truths)
 

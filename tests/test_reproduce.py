@@ -55,9 +55,14 @@ def test_the_protocol_keeps_the_papers_scale_ratios_and_names_every_claims_run()
     for seed in protocol["seeds"]:
         results["fusion", None, seed] = (40.0, 9.0)
         results["svm", None, seed] = 80.0
+        loc = protocol["localisation"]
+        for name in loc["table8"]:
+            results["center", name, seed] = (40.0, 80.0, 85.0)
+        for row in list(loc["table9"]) + ["fusion"]:
+            results["dense5", row, seed] = (30.0 + seed, 70.0, 75.0)
     results["pixels", None, None] = 30.0
     found = reproduce.claims(protocol, results)
-    assert len(found) == 13
+    assert len(found) == 13 + 8  # Tables 3-6 and Appendix B; Appendix A
     assert all(None not in claim["diffs"] for claim in found)
     assert all(claim["sides"] is None or len(claim["sides"]) == 2 for claim in found)
 
@@ -71,6 +76,10 @@ def test_the_protocol_keeps_the_papers_scale_ratios_and_names_every_claims_run()
     (lambda p: p["runs"]["A-S1"].update(epochs=0), "epochs must be a positive integer"),
     (lambda p: p["scales"]["S1"].update(test=[36]), "three test scales"),
     (lambda p: p.update(fusion=["D-J", "Z"]), "fusion names a run"),
+    (lambda p: p["localisation"]["runs"]["PCR-fc"].update(task="box"), "needs task scr or pcr"),
+    (lambda p: p["localisation"]["runs"]["PCR-fc"].update(parent="D-J"),
+     "parent must be a run at a fixed scale"),
+    (lambda p: p["localisation"].update(fusion=["S1/36"]), "fusion must name two"),
 ])
 def test_a_faulty_protocol_is_refused_naming_the_file_and_the_fault(tmp_path, change,
                                                                       message):
@@ -116,6 +125,7 @@ def tiny_protocol(tmp_path_factory):
     protocol["seeds"] = [0, 1]
     for run in protocol["runs"].values():
         run["epochs"] = 1
+    protocol["localisation"]["epochs"] = 1
     path = tmp_path_factory.mktemp("protocol") / "tiny.yaml"
     path.write_text(yaml.safe_dump(protocol, sort_keys=False))
     return str(path)
@@ -175,10 +185,11 @@ def test_a_study_stopped_midway_resumes_and_reports_every_claim(tiny_protocol, t
     text = open(report).read()
     findings = text.split("## Findings")[1].split("## Table 3")[0]
     rows = [r for r in findings.splitlines() if r.startswith("| ") and "verdict" not in r]
-    assert len(rows) == 13
+    assert len(rows) == 13 + 8
     assert all(r.rstrip(" |").endswith(("**held**", "**not held**", "**inconclusive**",
                                         "**inconclusive (at chance)**")) for r in rows)
-    for table in ("Table 3", "Table 4", "Table 5", "Table 6", "Appendix B"):
+    for table in ("Table 3", "Table 4", "Table 5", "Table 6", "Appendix B", "Table 8",
+                  "Table 9"):
         assert "## %s shape" % table in text
 
     # the report's numbers are the eval outputs' (an independent reading of report.json)
@@ -188,6 +199,8 @@ def test_a_study_stopped_midway_resumes_and_reports_every_claim(tiny_protocol, t
     assert results["single", "A-S1", 0][0] == pytest.approx(100 * single[0]["top1_error"])
     pixels = json.load(open(os.path.join(out, "transfer", "pixels", "report.json")))
     assert results["pixels", None, None] == pytest.approx(100 * pixels["value"])
+    located = json.load(open(os.path.join(out, "localise", "s1", "fusion", "report.json")))
+    assert results["dense5", "fusion", 1][0] == pytest.approx(100 * located["errors"]["5"])
 
     # run again: nothing to do, the same numbers
     third = _study(tiny_protocol, out, report)

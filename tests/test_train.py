@@ -346,8 +346,16 @@ def test_diverging_loss_stops_with_a_message(digits, tmp_path):
 
 def test_every_table_3_row_has_a_recipe_with_its_parent():
     names = recipes.list_recipes()
-    assert names == sorted(["A-256", "A-LRN-256", "B-256"] +
+    localisation = ["D-scr-fc-384", "D-pcr-fc-384", "D-pcr-384", "D-pcr-256"]  # Tables 8, 9
+    assert names == sorted(["A-256", "A-LRN-256", "B-256"] + localisation +
                            ["%s-%s" % (n, s) for n in "CDE" for s in ("256", "384", "jitter")])
+    for name in localisation:
+        loaded = recipes.load_recipe(name)
+        scale = name.rsplit("-", 1)[1]
+        assert loaded["parent"] == "D-" + scale and loaded["scale"] == scale
+        assert loaded["lr"] == 0.001 and loaded["task"] == name.split("-")[1]
+        assert loaded["train_layers"] == ("fc" if "-fc-" in name else "all")
+    assert recipes.chain("D-pcr-384") == ["A-256", "D-256", "D-384", "D-pcr-384"]
     for name in names:
         loaded = recipes.load_recipe(name)
         assert loaded["net"] in models.CONFIGS

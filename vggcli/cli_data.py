@@ -37,15 +37,19 @@ def pack_options(command):
 
 
 def _run_pack(plan, out_dir, max_short_side, quality, seed, no_shuffle, workers, resume,
-              checkpoint_every, quiet, overwrite, inputs):
+              checkpoint_every, quiet, overwrite, inputs, box_files=None):
     from data_tools.pack import EXIT_SKIPPED, PackSettings, pack, skipped_count, summary
+    from data_tools.plan import add_boxes
 
     splits, classes, source, refused = plan
+    box_report = None
+    if box_files and any(box_files.values()):
+        splits, box_report = add_boxes(splits, classes, box_files)
     settings = PackSettings(max_short_side=max_short_side, quality=quality, seed=seed,
                             shuffle_train=not no_shuffle)
     manifest = pack(splits, classes, out_dir, settings, source, refused=refused,
                     workers=workers, resume=resume, checkpoint_every=checkpoint_every,
-                    progress=not quiet, overwrite=overwrite, inputs=inputs)
+                    progress=not quiet, overwrite=overwrite, inputs=inputs, boxes=box_report)
     for line in summary(manifest):
         click.echo(line)
     if skipped_count(manifest):
@@ -63,8 +67,12 @@ def _run_pack(plan, out_dir, max_short_side, quality, seed, no_shuffle, workers,
 @click.option("--synsets", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Class list, one per line (label = line number). Default: the sorted "
                    "class folder names, empty ones included.")
+@click.option("--boxes", type=click.Path(exists=True), default=None,
+              help="Bounding boxes for localisation: a folder or tar of PASCAL VOC XML "
+                   "files, or a CSV image,class,xmin,ymin,xmax,ymax (0-based pixels, ends "
+                   "inclusive); matched to images by file name without extension.")
 @pack_options
-def pack(dataset, val_ratio, synsets, **options):
+def pack(dataset, val_ratio, synsets, boxes, **options):
     """Pack a class-per-folder image dataset into indexed RecordIO.
 
     DATASET holds one folder per class, or train/ and val/ each holding them.
@@ -79,7 +87,8 @@ def pack(dataset, val_ratio, synsets, **options):
 
     splits, classes, source = plan_folder(dataset, val_ratio=val_ratio, seed=options["seed"],
                                           synsets=synsets)
-    _run_pack((splits, classes, source, []), inputs=[dataset, synsets], **options)
+    _run_pack((splits, classes, source, []), inputs=[dataset, synsets, boxes],
+              box_files={"*": boxes}, **options)
 
 
 @cli.command("pack-imagenet")
@@ -93,8 +102,14 @@ def pack(dataset, val_ratio, synsets, **options):
               help="Extracted layout (train/<wnid>/, val/) or Kaggle's (LOC_*.txt/csv).")
 @click.option("--synsets", type=click.Path(exists=True, dir_okay=False), default=None,
               help="WNID list for an extracted layout without a devkit.")
+@click.option("--train-boxes", type=click.Path(exists=True), default=None,
+              help="ILSVRC2012_bbox_train_v2.tar.gz (or its extracted folder): boxes of "
+                   "the training images that have them, for localisation (Appendix A).")
+@click.option("--val-boxes", type=click.Path(exists=True), default=None,
+              help="ILSVRC2012_bbox_val_v3.tgz (or its folder): boxes of every val image.")
 @pack_options
-def pack_imagenet(train_tar, val_tar, devkit, root, synsets, **options):
+def pack_imagenet(train_tar, val_tar, devkit, root, synsets, train_boxes, val_boxes,
+                  **options):
     """Pack ILSVRC-2012 into indexed RecordIO, straight from the downloaded tars.
 
     Class i is the i-th WNID in sorted order (GluonCV, torchvision and the
@@ -108,13 +123,16 @@ def pack_imagenet(train_tar, val_tar, devkit, root, synsets, **options):
         vgg pack-imagenet --train-tar ILSVRC2012_img_train.tar \\
             --val-tar ILSVRC2012_img_val.tar --devkit ILSVRC2012_devkit_t12.tar.gz \\
             --out data/imagenet
+        vgg pack-imagenet ... --train-boxes ILSVRC2012_bbox_train_v2.tar.gz \\
+            --val-boxes ILSVRC2012_bbox_val_v3.tgz --out data/imagenet-boxes
         vgg pack-imagenet --root ~/imagenet-kaggle --out data/imagenet
     """
     from data_tools.plan import plan_imagenet
 
     plan = plan_imagenet(train_tar=train_tar, val_tar=val_tar, devkit=devkit, root=root,
                          synsets=synsets)
-    _run_pack(plan, inputs=[train_tar, val_tar, devkit, root, synsets], **options)
+    _run_pack(plan, inputs=[train_tar, val_tar, devkit, root, synsets, train_boxes, val_boxes],
+              box_files={"train": train_boxes, "val": val_boxes}, **options)
 
 
 @cli.command()

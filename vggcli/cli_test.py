@@ -59,6 +59,9 @@ def eval_command(net_name, params, data, images, scales, mode, no_flip, batch_si
     if data and not out_dir:
         raise click.UsageError("--out is required with --data")
     loaded = load_for_inference(params, net_name, devices, mean_rgb=mean)
+    if loaded.net.file_meta.get("task", "classify") != "classify":
+        raise click.UsageError("%s is a localisation net (--task %s): test it with vgg "
+                               "localise" % (params, loaded.net.file_meta["task"]))
     net, ctx, mean_rgb = loaded.net, loaded.ctx, loaded.mean_rgb
     scales = scales or loaded.default_scales(params)
     if images:
@@ -87,17 +90,83 @@ def eval_command(net_name, params, data, images, scales, mode, no_flip, batch_si
               help="Output folder, in the same format as vgg eval's.")
 @overwrite_option
 def fuse(folders, out_dir, overwrite):
-    """Fuse networks by averaging their soft-max posteriors (§4.4, Table 6).
+    """Fuse networks by averaging their soft-max posteriors (§4.4, Table 6), or fuse
+    dense localisation outputs (Appendix A, Table 9): class scores averaged, every
+    net's boxes of a class merged together.
 
-    FOLDERS are vgg eval outputs on the same images.
+    FOLDERS are vgg eval outputs on the same images, or vgg localise --mode dense
+    outputs.
 
     \b
     Example:
         vgg fuse eval/D eval/E --out eval/D+E
+        vgg fuse loc/D-256 loc/D-384 --out loc/fusion
     """
     from .evaluate import fuse as fuse_scores
+    from .localise import fuse_localisation, is_localise_output
 
-    fuse_scores(list(folders), out_dir, overwrite=overwrite)
+    kinds = [is_localise_output(folder) for folder in folders]
+    if any(kinds) and not all(kinds):
+        raise click.UsageError("FOLDERS mix vgg localise and vgg eval outputs")
+    if all(kinds):
+        fuse_localisation(list(folders), out_dir, overwrite=overwrite)
+    else:
+        fuse_scores(list(folders), out_dir, overwrite=overwrite)
+    with open(os.path.join(out_dir, "report.md")) as f:
+        click.echo(f.read().rstrip())
+
+
+@cli.command()
+@click.option("--params", required=True, type=click.Path(dir_okay=False),
+              help="A localisation net's weights (vgg train --task scr or pcr).")
+@click.option("--data", required=True, type=click.Path(dir_okay=False),
+              help="Records packed with boxes (e.g. data/imagenet/val.rec; its val.box.idx "
+                   "says which have boxes).")
+@click.option("--mode", type=click.Choice(["center", "dense"]), default="center",
+              show_default=True,
+              help="center: the central crop with the ground-truth class (Table 8); dense: "
+                   "the whole image at every scale, classes from --classifier, boxes merged "
+                   "(Table 9).")
+@click.option("--classifier", type=click.Path(dir_okay=False), default=None,
+              help="The classification net whose scores choose the classes (--mode dense).")
+@click.option("--scales", type=SCALES, default=None,
+              help="Test scales Q. Default: the localisation net's training scale.")
+@click.option("--merge-threshold", type=click.FloatRange(min=0), default=1.0,
+              show_default=True,
+              help="Greedy merging stops when the closest pair of boxes is further apart "
+                   "(centre distance / mean side + 1 - IoU).")
+@click.option("--shifts", type=click.IntRange(1, 32), default=1, show_default=True,
+              help="--mode dense: also run the nets on the image shifted by 32/N px steps, "
+                   "for locations 32/N px apart (OverFeat's offsets; 1 is the paper's).")
+@click.option("--devkit", type=click.Path(), default=None,
+              help="ILSVRC2012_devkit_t12.tar.gz: write submission.txt with the devkit's "
+                   "ILSVRC2012_IDs (default: class index + 1).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option("--devices", type=DEVICES, default="cpu", show_default=True)
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Output folder: report.json, report.md, submission.txt, ids.txt (and "
+                   "candidates.json for dense, which vgg fuse merges).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@overwrite_option
+def localise(params, data, mode, classifier, scales, merge_threshold, shifts, devkit,
+             batch_size, devices, out_dir, quiet, overwrite):
+    """Test a localisation net (Appendix A.2) with the ILSVRC localisation error.
+
+    Prints and writes the error for 1..5 guesses per image, beside two baselines
+    (the whole image; a fixed central box), and the devkit's Task 2 submission.
+
+    \b
+    Example:
+        vgg localise --params runs/D-pcr-384/best.params --data data/imagenet/val.rec \
+            --scales 384 --out loc/pcr-center
+        vgg localise --params runs/D-pcr-384/best.params --classifier runs/D-384/best.params \
+            --data data/imagenet/val.rec --mode dense --scales 352,384 --out loc/D-384
+    """
+    from .localise import localise as run_localise
+
+    run_localise(params, data, out_dir, mode=mode, scales=scales, classifier=classifier,
+                 devices=devices, batch_size=batch_size, threshold=merge_threshold,
+                 devkit=devkit, shifts=shifts, overwrite=overwrite, progress=not quiet)
     with open(os.path.join(out_dir, "report.md")) as f:
         click.echo(f.read().rstrip())
 

@@ -105,6 +105,7 @@ def reproduce(protocol, out, report, copy_to, slots):
     Trains Table 3's nets (A ... E; fixed and jittered scales; deeper nets from
     net A) for every seed of the protocol, tests them as Tables 3-6 do, fuses
     the best two, compares fc7 features with raw pixels under a linear SVM,
+    trains and tests localisation nets from net D (Appendix A, Tables 8-9),
     and writes a report whose findings table says per claim: held, not held
     or inconclusive. Exit status 1 when a job failed (the report says which).
 

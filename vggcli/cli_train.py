@@ -43,15 +43,19 @@ def train(recipe, resume_dir, quiet, **options):
         vgg train --recipe D-256 --data data/imagenet --out runs/D-256 \\
             --init-from runs/A-256/best.params --devices gpu:0-3
         vgg train --resume runs/D-256
+        vgg train --recipe D-pcr-384 --data data/imagenet-boxes --out runs/D-pcr-384 \\
+            --finetune-from runs/D-384/best.params
     """
     from .train import train as run_training
     from .train_state import run_config
 
     config, meta = run_config(recipe, options, resume_dir)
     summary = run_training(config, meta, resume=bool(resume_dir), progress=not quiet)
-    click.echo("done: %d epochs, %d iterations, best val top-1 error %.2f%%; weights in %s"
+    click.echo("done: %d epochs, %d iterations, best val %s %.2f%%; weights in %s"
                % (summary["epochs"], summary["iterations"],
-                  100 * (summary["best_val_top1_err"] or 0), summary["out"]))
+                  "top-1 error" if config.get("task", "classify") == "classify"
+                  else "localisation error", 100 * (summary["best_val_top1_err"] or 0),
+                  summary["out"]))
 
 
 @cli.group()

@@ -140,10 +140,10 @@ def read_manifest(data_dir):
     return manifest
 
 
-def check_record_files(rec_path):
+def check_record_files(rec_path, idx_path=None):
     """Refuse a .rec whose .idx points past its end (a truncated copy), before any reader
     sees it: MXNet's ImageRecordIter aborts the whole process on such a file."""
-    idx_path = os.path.splitext(rec_path)[0] + ".idx"
+    idx_path = idx_path or os.path.splitext(rec_path)[0] + ".idx"
     for path in (rec_path, idx_path):
         if not os.path.isfile(path):
             raise VggError("record file %s does not exist" % path)
@@ -165,10 +165,12 @@ class RecordImages:
     Opens the file lazily in each process (safe with forked DataLoader workers).
     """
 
-    def __init__(self, rec_path, part=0, parts=1):
+    def __init__(self, rec_path, part=0, parts=1, index_path=None):
+        """``index_path``: another .idx over the same records (``train.box.idx``: the
+        records that have boxes)."""
         self.rec_path = rec_path
-        self.idx_path = os.path.splitext(rec_path)[0] + ".idx"
-        entries = check_record_files(rec_path)
+        self.idx_path = index_path or os.path.splitext(rec_path)[0] + ".idx"
+        entries = check_record_files(rec_path, self.idx_path)
         # a worker's shard: every parts-th record (issue: multi-machine training)
         self.offsets = np.array([offset for _, offset in entries[part::parts]], dtype=np.int64)
         self.total = len(entries)
@@ -189,6 +191,10 @@ class RecordImages:
 
     def image(self, position):
         """(RGB uint8 image, label)."""
+        return self.record(position)[:2]
+
+    def record(self, position):
+        """(RGB uint8 image, label, extra labels: a float32 array, empty without boxes)."""
         from .inference import decode_bytes
         payload = self.raw(position)
         flag, label, _, _ = IR_HEADER.unpack_from(payload)
@@ -202,44 +208,101 @@ class RecordImages:
             image = decode_bytes(payload, start)
         except VggError as err:
             raise VggError("%s: record %d: %s" % (self.rec_path, position, err)) from None
-        return image, int(label)
+        return image, int(label), np.frombuffer(payload, "<f4", flag, IR_HEADER.size)
+
+
+# --- boxes (Appendix A): the ground truth follows the rescale, the crop and the flip ---
+
+def record_boxes(extra, label, height, width):
+    """[x0, y0, x1, y1] rows, continuous pixel edges on the (rescaled) height x width
+    image, of the record's ground-truth boxes of class ``label`` (all of them if none
+    has that class); an empty array for a record without boxes. A stored corner is
+    an inclusive pixel of the original image, so a box reaches one original pixel
+    past its last corner."""
+    from data_tools.boxes import parse_label
+    if not len(extra):
+        return np.zeros((0, 4))
+    try:
+        objects, header = parse_label(extra)
+    except VggError:
+        return np.zeros((0, 4))
+    source_w, source_h = (header[0], header[1]) if len(header) >= 2 else (width, height)
+    chosen = objects[objects[:, 0] == label] if np.any(objects[:, 0] == label) else objects
+    return np.stack([chosen[:, 1] * width, chosen[:, 2] * height,
+                     (chosen[:, 3] + 1 / source_w) * width,
+                     (chosen[:, 4] + 1 / source_h) * height], axis=1)
+
+
+def crop_target(boxes, top, left, crop, flipped):
+    """The regression target of a crop: (centre x, centre y, width, height) of the
+    ground-truth box with the largest part inside the crop, in the crop's
+    coordinates in units of its side (0..1 inside the crop; a box that reaches past
+    the crop is not cut: the net learns the whole object's box, which the test maps
+    back to the image), mirrored when the crop is; and 1.0, or 0.0 when no box
+    shows in the crop (the sample then adds no loss)."""
+    if not len(boxes):
+        return np.zeros(4), 0.0
+    shifted = boxes - [left, top, left, top]
+    inside = np.clip(shifted, 0, crop)
+    areas = (inside[:, 2] - inside[:, 0]) * (inside[:, 3] - inside[:, 1])
+    best = int(np.argmax(areas))
+    if areas[best] <= 0:
+        return np.zeros(4), 0.0
+    x0, y0, x1, y1 = shifted[best]
+    if flipped:
+        x0, x1 = crop - x1, crop - x0
+    return np.array([(x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0]) / crop, 1.0
+
+
+def box_target(label, target, valid):
+    """One sample's label row for localisation: [class, cx, cy, w, h, valid]."""
+    return np.concatenate([[label], target, [valid]]).astype(np.float32)
 
 
 class TrainTransform:
-    """Paper §3.1 augmentation; ``__call__(images, epoch, position)``."""
+    """Paper §3.1 augmentation; ``__call__(images, epoch, position)``. With ``boxes``
+    (localisation, Appendix A) the label is the crop's box target (``box_target``),
+    which follows the rescale, the crop and the flip."""
 
-    def __init__(self, scale, crop, mean_rgb, seed, flip=True, pca_std=PCA_STD):
+    def __init__(self, scale, crop, mean_rgb, seed, flip=True, pca_std=PCA_STD, boxes=False):
         self.scale, self.crop, self.seed = scale, crop, seed
         self.mean = np.asarray(mean_rgb, dtype=np.float32)
-        self.flip, self.pca_std = flip, pca_std
+        self.flip, self.pca_std, self.boxes = flip, pca_std, boxes
         if scale.low < crop:
             raise VggError("training scale %s is smaller than the %d crop" % (scale, crop))
 
     def __call__(self, images, epoch, position):
         rng = image_rng(self.seed, epoch, position)
-        image, label = images.image(position)
+        image, label, extra = images.record(position)
         image = rescale_shorter_side(image, self.scale.draw(rng))
         top, left = random_crop_box(image.shape[0], image.shape[1], self.crop, rng)
         crop = image[top:top + self.crop, left:left + self.crop]
-        if self.flip and rng.random() < 0.5:
+        flipped = bool(self.flip and rng.random() < 0.5)
+        if flipped:
             crop = crop[:, ::-1]
         shift = pca_shift(rng, self.pca_std) if self.pca_std else np.zeros(3)
+        if self.boxes:
+            boxes = record_boxes(extra, label, image.shape[0], image.shape[1])
+            label = box_target(label, *crop_target(boxes, top, left, self.crop, flipped))
         return np.ascontiguousarray(crop), (shift - self.mean).astype(np.float32), label
 
 
 class CenterTransform:
     """Validation: rescale to Q, centre crop (single-crop error drives the schedule)."""
 
-    def __init__(self, test_scale, crop, mean_rgb):
-        self.test_scale, self.crop = test_scale, crop
+    def __init__(self, test_scale, crop, mean_rgb, boxes=False):
+        self.test_scale, self.crop, self.boxes = test_scale, crop, boxes
         self.offset = -np.asarray(mean_rgb, dtype=np.float32)
         if test_scale < crop:
             raise VggError("test scale %d is smaller than the %d crop" % (test_scale, crop))
 
     def __call__(self, images, epoch, position):
-        image, label = images.image(position)
+        image, label, extra = images.record(position)
         image = rescale_shorter_side(image, self.test_scale)
         top, left = center_crop_box(image.shape[0], image.shape[1], self.crop)
+        if self.boxes:
+            boxes = record_boxes(extra, label, image.shape[0], image.shape[1])
+            label = box_target(label, *crop_target(boxes, top, left, self.crop, False))
         return np.ascontiguousarray(image[top:top + self.crop, left:left + self.crop]), \
             self.offset, label
 
@@ -295,7 +358,7 @@ def batchify(samples):
     import mxnet as mx
     crops = np.stack([s[0] for s in samples])
     offsets = np.stack([s[1] for s in samples])
-    labels = np.array([s[2] for s in samples], dtype=np.float32)
+    labels = np.array([s[2] for s in samples], dtype=np.float32)  # N, or N x 6 (boxes)
     return mx.nd.array(crops, dtype=np.uint8), mx.nd.array(offsets), mx.nd.array(labels)
 
 

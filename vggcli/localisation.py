@@ -2,7 +2,8 @@
 devkit computes it (``eval_localization_flat.m`` with ``compute_overlap.m``).
 
 A guess is (class, box); a box is (xmin, ymin, xmax, ymax) in pixels, both ends
-inclusive, as in the devkit's XML files and submissions. An image is localised
+inclusive, 0-based (data_tools.boxes; the devkit's files are 1-based, which
+changes no IoU; ``submission_line`` adds the 1). An image is localised
 at k when one of its first k guesses names a ground-truth class and overlaps a
 ground-truth box *of that class* with IoU >= 0.5; the error at k is the share of
 images that are not. Guesses past the fifth are ignored (the devkit's
@@ -63,11 +64,13 @@ def localisation_errors(all_guesses, all_truths, ks=range(1, MAX_GUESSES + 1)):
     return {k: totals[k] / len(all_truths) for k in ks}
 
 
-def submission_line(guesses):
+def submission_line(guesses, label_ids=None):
     """One line of the devkit's Task 2 submission: ``label xmin ymin xmax ymax`` per
-    guess, labels 1-based (the devkit's ILSVRC2012_IDs), boxes as whole pixels."""
-    return " ".join("%d %d %d %d %d" % ((label + 1,) + tuple(int(round(v)) for v in box))
-                    for label, box in list(guesses)[:MAX_GUESSES])
+    guess, boxes as whole 1-based pixels; labels ``label_ids[class]`` (the devkit's
+    ILSVRC2012_IDs, see ``devkit_label_ids``), else class + 1."""
+    return " ".join("%d %d %d %d %d" % (
+        (label_ids[label] if label_ids is not None else label + 1,)
+        + tuple(int(round(v)) + 1 for v in box)) for label, box in list(guesses)[:MAX_GUESSES])
 
 
 def box_to_center(box):

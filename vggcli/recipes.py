@@ -15,6 +15,11 @@ from .precision import DTYPES
 # key: (default, type, help). Units in the help text.
 FIELDS = {
     "net": ("A", str, "configuration: A, A-LRN, B, C, D, E"),
+    "task": ("classify", str, "classify (soft-max over the classes), or localisation "
+                              "(Appendix A, records with boxes): scr (fc8 regresses one "
+                              "box) or pcr (a box per class)"),
+    "train_layers": ("all", str, "layers that learn: all, or fc (fc6-fc8 only: Table 8's "
+                                 "'FC layers' fine-tuning)"),
     "data": (None, str, "folder written by vgg pack / pack-imagenet"),
     "out": (None, str, "run folder: config.yaml, log.jsonl, checkpoints/, *.params"),
     "scale": ("256", str, "training scale S: fixed '256' or jittered '256:512'"),
@@ -55,9 +60,10 @@ FIELDS = {
     "pca_std": (0.1, float, "std of the PCA colour shift (0 turns it off)"),
 }
 # Settings with a fixed set of values (the CLI offers them as choices).
-CHOICES = {"init": ("normal", "xavier"), "dtype": DTYPES, "kvstore": KVSTORES}
+CHOICES = {"init": ("normal", "xavier"), "dtype": DTYPES, "kvstore": KVSTORES,
+           "task": ("classify", "scr", "pcr"), "train_layers": ("all", "fc")}
 # Recipe-only descriptive keys (not training settings).
-META_FIELDS = ("description", "parent", "paper_top1_top5_err")
+META_FIELDS = ("description", "parent", "paper_top1_top5_err", "paper_localisation_err")
 RESUMABLE = ("devices", "dtype", "kvstore", "workers", "epochs", "checkpoint_every", "keep",
              "log_every", "accumulate", "gradient_compression")
 

@@ -1,4 +1,5 @@
-"""``make reproduce`` (``vgg reproduce``): the paper's findings (Tables 3-6, Appendix B)
+"""``make reproduce`` (``vgg reproduce``): the paper's findings (Tables 3-6, 8-9,
+Appendices A and B)
 at small scale on a real dataset with scale variation, with seeds, and a report that
 says per claim whether it held, by a rule stated before the run.
 
@@ -37,6 +38,11 @@ PAPER_MODES = {("D", "dense"): (24.8, 7.5), ("D", "multicrop"): (24.6, 7.5),
                ("D", "both"): (24.4, 7.2), ("E", "dense"): (24.8, 7.5),
                ("E", "multicrop"): (24.6, 7.4), ("E", "both"): (24.4, 7.1)}
 PAPER_FUSION = (23.7, 6.8)  # D & E, multi-crop & dense
+# Appendix A: Table 8 (central crop, ground-truth class, S = 384: localisation error)
+# and Table 9 (dense, top-5 localisation error), by the protocol's row names.
+PAPER_TABLE8 = {("scr", "fc"): 36.4, ("pcr", "fc"): 34.3, ("pcr", "all"): 33.1}
+PAPER_TABLE9 = (29.5, 28.2, 27.5)  # 256/256, 384/384, 384/{352,384}, in protocol order
+PAPER_LOC_FUSION = 26.9
 
 
 def protocol_path():
@@ -89,9 +95,35 @@ def load_protocol(path=None):
             fail("%s names a run that is not in runs" % key)
     if protocol["features"].get("run") not in runs:
         fail("features.run must be a run")
+    if "localisation" in protocol:
+        _check_localisation(protocol, fail)
     with open(path, "rb") as f:
         protocol["_text"] = f.read().decode("utf-8")
     return protocol
+
+
+def _check_localisation(protocol, fail):
+    loc = protocol["localisation"]
+    for key in ("lr", "epochs", "shifts", "runs", "table8", "table9", "fusion"):
+        if key not in loc:
+            fail("localisation.%s is missing" % key)
+    if not (isinstance(loc["epochs"], int) and loc["epochs"] > 0):
+        fail("localisation.epochs must be a positive integer")
+    for name, run in loc["runs"].items():
+        if not isinstance(run, dict) or run.get("task") not in ("scr", "pcr") or \
+                run.get("layers") not in ("fc", "all"):
+            fail("localisation run %s needs task scr or pcr and layers fc or all" % name)
+        parent = protocol["runs"].get(run.get("parent"))
+        if parent is None or ":" in str(protocol["scales"][parent["scale"]]["train"]):
+            fail("localisation run %s: parent must be a run at a fixed scale (§A.1)" % name)
+    if len(loc["table8"]) != 3 or not all(n in loc["runs"] for n in loc["table8"]):
+        fail("localisation.table8 must name three localisation runs")
+    if len(loc["table9"]) != 3 or not all(
+            isinstance(row, dict) and row.get("run") in loc["runs"] and isinstance(
+                row.get("scales"), list) and row["scales"] for row in loc["table9"].values()):
+        fail("localisation.table9 must have three rows, each a run and test scales")
+    if len(loc["fusion"]) != 2 or not all(n in loc["table9"] for n in loc["fusion"]):
+        fail("localisation.fusion must name two table9 rows")
 
 
 # --- the jobs --------------------------------------------------------------------
@@ -125,6 +157,7 @@ def _scale_text(values):
 def paths(out):
     return dict(raw=os.path.join(out, "scaled-digits"), data=os.path.join(out, "data"),
                 runs=os.path.join(out, "runs"), eval=os.path.join(out, "eval"),
+                localise=os.path.join(out, "localise"),
                 fuse=os.path.join(out, "fuse"), features=os.path.join(out, "features"),
                 transfer=os.path.join(out, "transfer"), logs=os.path.join(out, "logs"))
 
@@ -200,11 +233,67 @@ def plan_jobs(protocol, out):
             "transfer", "--train", files["train"], "--test", files["val"], "--out", folder],
             ["features s%d/train" % seed, "features s%d/val" % seed],
             os.path.join(folder, "report.json")))
+    if "localisation" in protocol:
+        jobs += localisation_jobs(protocol, out)
     pixels = os.path.join(where["features"], "pixels-%s.npz")
     folder = os.path.join(where["transfer"], "pixels")
     jobs.insert(0, Job("transfer pixels", ["transfer", "--train", pixels % "train", "--test",
                                         pixels % "val", "--out", folder], [],
                     os.path.join(folder, "report.json")))
+    return jobs
+
+
+def _slug(text):
+    return text.replace("/", "-").replace("{", "").replace("}", "").replace(",", "+")
+
+
+def localisation_jobs(protocol, out):
+    """Appendix A: localisation nets trained from the classification nets, tested with
+    the central crop (Table 8) and densely (Table 9), two dense outputs fused."""
+    where = paths(out)
+    loc, scales = protocol["localisation"], protocol["scales"]
+    val = os.path.join(where["data"], "val.rec")
+    jobs, common = [], train_flags(protocol)
+    for seed in protocol["seeds"]:
+        runs = os.path.join(where["runs"], "s%d" % seed)
+        tests = os.path.join(where["localise"], "s%d" % seed)
+        for name, run in loc["runs"].items():
+            parent = protocol["runs"][run["parent"]]
+            folder = os.path.join(runs, "loc-" + name)
+            argv = ["train", "--net", parent["net"], "--data", where["data"], "--out", folder,
+                    "--task", run["task"], "--train-layers", run["layers"],
+                    "--scale", str(scales[parent["scale"]]["train"]), "--lr", str(loc["lr"]),
+                    "--epochs", str(loc["epochs"]), "--seed", str(seed), "--workers", "0",
+                    "--keep", "1", "--quiet", "--finetune-from",
+                    os.path.join(runs, run["parent"], "best.params")] + common
+            jobs.append(Job("train s%d/loc-%s" % (seed, name), argv,
+                            ["train s%d/%s" % (seed, run["parent"])],
+                            os.path.join(folder, "final.params"),
+                            resume_argv=["train", "--resume", folder, "--quiet"],
+                            resumable=os.path.join(folder, "checkpoints"),
+                            cost=loc["epochs"]))
+        for name in loc["table8"]:
+            parent = protocol["runs"][loc["runs"][name]["parent"]]
+            folder = os.path.join(tests, "center-" + name)
+            jobs.append(Job("localise s%d/center-%s" % (seed, name), [
+                "localise", "--params", os.path.join(runs, "loc-" + name, "best.params"),
+                "--data", val, "--mode", "center", "--scales",
+                str(scales[parent["scale"]]["train"]), "--out", folder, "--quiet"],
+                ["train s%d/loc-%s" % (seed, name)], os.path.join(folder, "report.json")))
+        for row, test in loc["table9"].items():
+            run = loc["runs"][test["run"]]
+            folder = os.path.join(tests, "dense-" + _slug(row))
+            jobs.append(Job("localise s%d/dense-%s" % (seed, _slug(row)), [
+                "localise", "--params", os.path.join(runs, "loc-" + test["run"], "best.params"),
+                "--classifier", os.path.join(runs, run["parent"], "best.params"),
+                "--data", val, "--mode", "dense", "--scales", _scale_text(test["scales"]),
+                "--shifts", str(loc["shifts"]), "--out", folder, "--quiet"],
+                ["train s%d/loc-%s" % (seed, test["run"])], os.path.join(folder, "report.json")))
+        members = [os.path.join(tests, "dense-" + _slug(row)) for row in loc["fusion"]]
+        folder = os.path.join(tests, "fusion")
+        jobs.append(Job("localise s%d/fusion" % seed, ["fuse"] + members + ["--out", folder],
+                        ["localise s%d/dense-%s" % (seed, _slug(row)) for row in loc["fusion"]],
+                        os.path.join(folder, "report.json")))
     return jobs
 
 
@@ -376,7 +465,8 @@ def prepare(protocol, out, progress=None):
         os.rename(tmp, where["raw"])
     if not os.path.isfile(os.path.join(where["data"], "manifest.json")):
         _vgg(["pack", where["raw"], "--out", where["data"], "--synsets",
-              os.path.join(where["raw"], "synsets.txt"), "--quiet"], progress)
+              os.path.join(where["raw"], "synsets.txt"), "--boxes",
+              os.path.join(where["raw"], "boxes.csv"), "--quiet"], progress)
     for split in ("train", "val"):
         path = os.path.join(where["features"], "pixels-%s.npz" % split)
         if not os.path.isfile(path):
@@ -487,7 +577,35 @@ def collect(protocol, out):
         results["svm", None, seed] = 100 * rep["value"] if rep else None
     rep = _read(os.path.join(where["transfer"], "pixels", "report.json"))
     results["pixels", None, None] = 100 * rep["value"] if rep else None
+    if "localisation" in protocol:
+        _collect_localisation(protocol, where, results)
     return results
+
+
+def _loc_errors(report, k):
+    """(the net's, whole image's, central box's) error % at k guesses."""
+    if not report:
+        return None
+    return tuple(100 * errors[str(k)] for errors in (
+        report["errors"], report["baselines"]["whole image"],
+        report["baselines"]["central box"]))
+
+
+def _collect_localisation(protocol, where, results):
+    loc = protocol["localisation"]
+    for seed in protocol["seeds"]:
+        tests = os.path.join(where["localise"], "s%d" % seed)
+        for name in loc["runs"]:
+            results["training", "loc-" + name, seed] = _training(
+                os.path.join(where["runs"], "s%d" % seed, "loc-" + name))
+        for name in loc["table8"]:
+            rep = _read(os.path.join(tests, "center-" + name, "report.json"))
+            results["center", name, seed] = _loc_errors(rep, 1)
+        for row in list(loc["table9"]) + ["fusion"]:
+            folder = "fusion" if row == "fusion" else "dense-" + _slug(row)
+            rep = _read(os.path.join(tests, folder, "report.json"))
+            results["dense5", row, seed] = _loc_errors(rep, 5)
+            results["dense1", row, seed] = _loc_errors(rep, 1)
 
 
 def mean_sd(values):
@@ -583,7 +701,7 @@ def claims(protocol, results):
         return "%s's better of dense and multi-crop" % name, best_of(
             err("multi", name), err("multicrop", name))
     fused = protocol["fusion"][:2]
-    return [
+    found = [
         pair("LRN does not improve net A (A-LRN vs A, Q = S)", "29.6 vs 29.7",
              single("A-S1"), single("A-LRN-S1"), ["A-S1", "A-LRN-S1"], null=True),
         pair("Error falls with depth: B (13 layers) beats A (11)", "28.7 vs 29.6",
@@ -619,6 +737,123 @@ def claims(protocol, results):
              diffs=minus(err("svm", None), [results.get(("pixels", None, None))] * len(
                  protocol["seeds"]))),
     ]
+    if "localisation" in protocol:
+        found += localisation_claims(protocol, results, pair, minus, best_of)
+    return found
+
+
+def localisation_claims(protocol, results, pair, minus, best_of):
+    """Appendix A's findings (localisation error %, lower is better), and the issue's:
+    the nets beat fixed boxes. Not judged against chance: a fixed box is no net."""
+    loc = protocol["localisation"]
+    runs, rows = loc["runs"], list(loc["table9"])
+
+    def center(name, index=0):
+        return _per_seed(results, protocol, "center", name, index)
+
+    def dense(row, index=0):
+        return _per_seed(results, protocol, "dense5", row, index)
+
+    def fixed(values_of, key):
+        return best_of(values_of(key, 1), values_of(key, 2))
+
+    def named(kind, layers):
+        return next((n for n in loc["table8"] if runs[n]["task"] == kind and
+                     runs[n]["layers"] == layers), None)
+    scr_fc, pcr_fc, pcr_all = named("scr", "fc"), named("pcr", "fc"), named("pcr", "all")
+    out = []
+    if scr_fc and pcr_fc:
+        out.append(pair("Localisation: PCR beats SCR (FC layers fine-tuned; central crop, "
+                        "ground-truth class)", "34.3 vs 36.4", ("PCR", center(pcr_fc)),
+                        ("SCR", center(scr_fc)), ["loc-" + pcr_fc, "loc-" + scr_fc]))
+    if pcr_fc and pcr_all:
+        out.append(pair("Localisation: fine-tuning all layers beats the FC layers only (PCR, "
+                        "central crop)", "33.1 vs 34.3", ("all layers", center(pcr_all)),
+                        ("FC layers", center(pcr_fc)), ["loc-" + pcr_all, "loc-" + pcr_fc]))
+    for name in (scr_fc, pcr_all):
+        if name:
+            out.append(pair("Localisation: %s localises better than the better fixed box "
+                            "(whole image or central box; central crop)" % name,
+                            "(issue #17)", (name, center(name)),
+                            ("fixed box", fixed(center, name)), ["loc-" + name]))
+    out += [
+        pair("Localisation: training at S2 beats S1 (dense, %s vs %s, top-5)" % (
+            rows[1], rows[0]), "28.2 vs 29.5", (rows[1], dense(rows[1])),
+            (rows[0], dense(rows[0])), ["loc-" + loc["table9"][r]["run"] for r in rows[:2]]),
+        pair("Localisation: several test scales beat one (dense, %s vs %s, top-5)" % (
+            rows[2], rows[1]), "27.5 vs 28.2", (rows[2], dense(rows[2])),
+            (rows[1], dense(rows[1])), ["loc-" + loc["table9"][rows[2]]["run"]]),
+        pair("Localisation: fusion (%s) beats its better member (dense, top-5)" % " & ".join(
+            loc["fusion"]), "26.9 vs 27.5", ("fusion", dense("fusion")),
+            ("the better member", best_of(*[dense(r) for r in loc["fusion"]])),
+            ["loc-" + loc["table9"][r]["run"] for r in loc["fusion"]]),
+        pair("Localisation: dense boxes beat fixed boxes with the same classes (%s, top-5)"
+             % rows[1], "(issue #17)", (rows[1], dense(rows[1])),
+             ("fixed box", fixed(dense, rows[1])), ["loc-" + loc["table9"][rows[1]]["run"]]),
+    ]
+    for claim in out:
+        claim["judge_chance"] = False
+        claim["error"] = "top-5 localisation error" if "top-5" in claim["claim"] else \
+            "localisation error"
+    return out
+
+
+def localisation_tables(protocol, results):
+    """The report's Table 8 and Table 9 shaped sections (Markdown lines)."""
+    from .tables import markdown_table
+    loc, scales = protocol["localisation"], protocol["scales"]
+
+    def cell(kind, name, index=0):
+        return _cell(_per_seed(results, protocol, kind, name, index))
+    rows8 = []
+    for name in loc["table8"]:
+        run = loc["runs"][name]
+        paper = PAPER_TABLE8.get((run["task"], run["layers"]))
+        rows8.append(["%s (loc-%s)" % (run["task"].upper(), name),
+                      "all" if run["layers"] == "all" else "fc6-fc8",
+                      str(scales[protocol["runs"][run["parent"]]["scale"]]["train"]),
+                      cell("center", name), "%.1f" % paper if paper else ""])
+    first = loc["table8"][0]
+    for index, what in ((1, "baseline: the whole image"), (2, "baseline: the central box "
+                                                           "(middle half of each side)")):
+        rows8.append([what, "—", "—", cell("center", first, index), ""])
+    table8 = markdown_table(["regression", "fine-tuned layers", "S = Q",
+                             "localisation err. (%)", "paper (ILSVRC, S = 384)"], rows8)
+    rows9 = []
+    for (row, test), paper in zip(loc["table9"].items(), PAPER_TABLE9):
+        run = loc["runs"][test["run"]]
+        rows9.append([row, "%s (loc-%s)" % (run["task"].upper(), test["run"]),
+                      _scale_text(test["scales"]), cell("dense1", row), cell("dense5", row),
+                      "%.1f" % paper])
+    rows9.append(["fusion " + " & ".join(loc["fusion"]), "—", "—", cell("dense1", "fusion"),
+                  cell("dense5", "fusion"), "%.1f" % PAPER_LOC_FUSION])
+    second = list(loc["table9"])[1]
+    for index, what in ((1, "the whole image"), (2, "the central box")):
+        rows9.append(["baseline: %s, %s's classes" % (what, second), "—", "—",
+                      cell("dense1", second, index), cell("dense5", second, index), ""])
+    table9 = markdown_table(["train S / test Q", "net", "test Q", "top-1 loc. err. (%)",
+                             "top-5 loc. err. (%)", "paper top-5 (ILSVRC)"], rows9)
+    return [
+        "## Table 8 shape: localisation, central crop, ground-truth class (Appendix A)",
+        "",
+        "Localisation nets (fc8 regresses boxes) fine-tuned from the classification net of "
+        "the same scale with lr %g, at most %d epochs; tested on the central crop at Q = S "
+        "with the ground-truth class's box. An image is localised when the box has IoU >= "
+        "0.5 with a ground-truth box (the ILSVRC devkit's rule, inclusive pixels)."
+        % (loc["lr"], loc["epochs"]),
+        "",
+        table8,
+        "",
+        "## Table 9 shape: dense localisation, top-5 guesses (Appendix A)",
+        "",
+        "The localisation net applied densely (locations %g px apart: %d shifts of the "
+        "32 px stride) with the classification net's per-location class scores; each of "
+        "the top-5 classes' boxes merged greedily (after OverFeat). Names are train "
+        "scale / test scales of the protocol (the paper's 256 and 384 are S1 and S2 here)."
+        % (32 / loc["shifts"], loc["shifts"]),
+        "",
+        table9,
+        ""]
 
 
 def analysis(found, outcome, protocol, results):
@@ -629,7 +864,8 @@ def analysis(found, outcome, protocol, results):
     parts = ["%d of %d seeds go the claim's way" % (sum(d > 0 for d in diffs), len(diffs))]
     if found["sides"]:
         parts.append(" vs ".join("%s %s%%" % (label, _cell(values))
-                                 for label, values in found["sides"]) + " top-1 error")
+                                 for label, values in found["sides"]) + " " + found.get(
+            "error", "top-1 error"))
     elif found.get("shown"):
         parts.append(" vs ".join("%s %s%%" % (label, _cell(values))
                                  for label, values in found["shown"]) + " accuracy")
@@ -707,12 +943,15 @@ def report(protocol, results, jobs, seconds, counts, sessions=1):
          _cell(_per_seed(results, protocol, "svm", None))],
         ["raw pixels, %dx%d RGB" % (protocol["pixels_side"], protocol["pixels_side"]),
          "%.1f" % pixels if pixels is not None else "—"]])
+    loc_sections = localisation_tables(protocol, results) if "localisation" in protocol \
+        else []
     findings, verdicts = [], {}
     notes = []
     for found in claims(protocol, results):
         diffs = found["diffs"]
         mean, se, outcome = verdict(diffs, k, found["null"], [
-            values for _, values in found["sides"] or ()], chance)
+            values for _, values in found["sides"] or ()] if found.get(
+                "judge_chance", True) else None, chance)
         verdicts[outcome] = verdicts.get(outcome, 0) + 1
         findings.append([found["claim"], found["paper"], " ".join(
             "%+.1f" % d if d is not None else "—" for d in diffs),
@@ -724,16 +963,21 @@ def report(protocol, results, jobs, seconds, counts, sessions=1):
             notes.append("- *%s* (held, but not as a tie: the net it should match is worse "
                          "by over %g standard errors): %s" % (
                              found["claim"], k, analysis(found, outcome, protocol, results)))
-    table_findings = markdown_table(["claim", "paper (top-1 err. %)",
+    table_findings = markdown_table(["claim", "paper (err. %)",
                                      "ours: difference per seed (%s)" % ", ".join(
                                          "s%d" % s for s in seeds),
                                      "mean ± SE", "verdict"], findings)
     training_rows = []
-    for name in runs:
+    trained = [(name, runs[name].get("parent"), runs[name]["lr"], runs[name]["epochs"])
+               for name in runs]
+    if "localisation" in protocol:
+        loc = protocol["localisation"]
+        trained += [("loc-" + name, run["parent"], loc["lr"], loc["epochs"])
+                    for name, run in loc["runs"].items()]
+    for name, parent, lr, epochs in trained:
         done = [results.get(("training", name, s)) for s in seeds]
         done = [d for d in done if d]
-        training_rows.append([name, runs[name].get("parent") or "—", str(runs[name]["lr"]),
-                              str(runs[name]["epochs"]),
+        training_rows.append([name, parent or "—", str(lr), str(epochs),
                               ", ".join(str(d["epochs"]) for d in done) or "—",
                               ", ".join(d["ended"] for d in done) or "—",
                               ", ".join(str(d["reductions"]) for d in done) or "—",
@@ -769,7 +1013,8 @@ def report(protocol, results, jobs, seconds, counts, sessions=1):
         "## Findings",
         "",
         "Rule (fixed in the protocol before the run): for each seed, the difference of "
-        "top-1 errors in the claim's direction (positive: the claim's way); a claim is "
+        "top-1 errors (localisation claims: the localisation error they name) in the "
+        "claim's direction (positive: the claim's way); a claim is "
         "**held** when the mean difference exceeds %g standard errors, **not held** when "
         "it is beyond %g standard errors the other way, else **inconclusive**. Claims that "
         "something does *not* help (LRN, depth past 16) are held unless the difference "
@@ -805,7 +1050,7 @@ def report(protocol, results, jobs, seconds, counts, sessions=1):
         "cross-validation on train)",
         "",
         svm,
-        "",
+        ""] + loc_sections + [
         "## Training: how each run ended",
         "",
         "A run ends at its third validation plateau (the protocol's lr divisions spent) "

@@ -32,16 +32,10 @@ def _dropout_seed(seed, epoch, batch):
     return int(np.random.SeedSequence([seed, epoch, batch, 11]).generate_state(1)[0] % (2**31))
 
 
-def _forward_counts(outputs, labels, loss_fn):
-    """(loss sum, top-1 correct, top-5 correct) over devices, as NDArrays."""
-    import mxnet as mx
-    results = []
-    for out, label in zip(outputs, labels):
-        k = min(5, out.shape[1])
-        top = mx.nd.topk(out, k=k, axis=1, ret_typ="indices")
-        hits = top == label.reshape((-1, 1))
-        results.append((loss_fn(out, label).sum(), hits[:, 0].sum(), hits.sum()))
-    return results
+def _forward_counts(outputs, labels, task):
+    """(loss sum, top-1 correct, top-5 correct) per device, as NDArrays
+    (localisation: the crops localised correctly, twice; vggcli.tasks)."""
+    return [task.counts(out, label) for out, label in zip(outputs, labels)]
 
 
 def compute_gradients(net, batch, ctx, loss_fn, trainer=None, loss_scaling=False):
@@ -90,21 +84,22 @@ def accumulate_gradients(net, batch, ctx, loss_fn, micro_batches=1, trainer=None
     return outputs, labels, losses
 
 
-def evaluate(net, loader, ctx):
+def evaluate(net, loader, ctx, task=None):
     """Single-crop validation: dict(loss, top1_err, top5_err)."""
     import mxnet as mx
     from mxnet import gluon
 
     from .data import to_network_input
     from .precision import to_float32
+    from .tasks import Classification
 
-    loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
+    task = task or Classification()
     meter = Meter()
     for crops, offsets, labels in loader:
         parts = [gluon.utils.split_and_load(a, ctx, even_split=False)
                  for a in (crops, offsets, labels)]
         outputs = [to_float32(net(to_network_input(c, o))) for c, o in zip(parts[0], parts[1])]
-        for (loss_sum, c1, c5), label in zip(_forward_counts(outputs, parts[2], loss_fn),
+        for (loss_sum, c1, c5), label in zip(_forward_counts(outputs, parts[2], task),
                                              parts[2]):
             meter.update(loss_sum.asscalar(), c1.asscalar(), c5.asscalar(), label.shape[0])
     mx.nd.waitall()
@@ -131,12 +126,12 @@ def train_one_epoch(run, epoch, start_batch, meter_state=None):
     try:
         for batch, (crops, offsets, labels) in enumerate(run.train_loader, start_batch):
             outputs, label_parts, losses = accumulate_gradients(
-                net, (crops, offsets, labels), ctx, run.loss_fn, cfg["accumulate"], trainer,
+                net, (crops, offsets, labels), ctx, run.task.loss_fn, cfg["accumulate"], trainer,
                 loss_scaling=run.loss_scaling)
             trainer.step(labels.shape[0] * run.workers)  # the global batch
             if cfg["accumulate"] > 1:
                 net.collect_params().zero_grad()
-            counts = _forward_counts(outputs, label_parts, run.loss_fn)
+            counts = _forward_counts(outputs, label_parts, run.task)
             loss_sum = sum(loss.sum().asscalar() for loss in losses)
             if not math.isfinite(loss_sum):
                 raise VggRuntimeError(
@@ -197,7 +192,7 @@ def run_epochs(run, epochs):
         train_metrics = train_one_epoch(run, epoch, batch, meter_state)
         # every worker validates on the whole val set: the same numbers everywhere,
         # so all workers take the same schedule decisions and stop together
-        val_metrics = evaluate(run.net, run.val_loader, run.ctx)
+        val_metrics = evaluate(run.net, run.val_loader, run.ctx, run.task)
         event = run.schedule.step(1 - val_metrics["top1_err"])
         if run.best is None or val_metrics["top1_err"] < run.best:
             run.best = val_metrics["top1_err"]
@@ -211,11 +206,16 @@ def run_epochs(run, epochs):
                       **{"val_" + k: v for k, v in val_metrics.items()})
         epoch, batch, meter_state = epoch + 1, 0, None
         save_checkpoint(run, epoch, 0)
-        print("epoch %d: train loss %.4f, top-1/top-5 err %.2f%%/%.2f%%; val %.2f%%/%.2f%%;"
-              " lr %g -> %s (%.0fs)" % (
-                  epoch, train_metrics["loss"], 100 * train_metrics["top1_err"],
-                  100 * train_metrics["top5_err"], 100 * val_metrics["top1_err"],
-                  100 * val_metrics["top5_err"], lr, event, seconds), flush=True)
+        if run.task.name == "classify":
+            print("epoch %d: train loss %.4f, top-1/top-5 err %.2f%%/%.2f%%; val %.2f%%/%.2f%%;"
+                  " lr %g -> %s (%.0fs)" % (
+                      epoch, train_metrics["loss"], 100 * train_metrics["top1_err"],
+                      100 * train_metrics["top5_err"], 100 * val_metrics["top1_err"],
+                      100 * val_metrics["top5_err"], lr, event, seconds), flush=True)
+        else:
+            print("epoch %d: train loss %.4f, localisation err %.2f%%; val %.2f%%; lr %g -> %s "
+                  "(%.0fs)" % (epoch, train_metrics["loss"], 100 * train_metrics["top1_err"],
+                               100 * val_metrics["top1_err"], lr, event, seconds), flush=True)
     return epoch
 
 

@@ -26,16 +26,27 @@ def load_data(cfg, manifest, part=0, parts=1):
     scale = Scale.parse(cfg["scale"])
     val_scale = cfg["val_scale"] or scale.test_scale
     data = cfg["data"]
-    train_images = RecordImages(os.path.join(data, "train.rec"), part=part, parts=parts)
+    boxes = (cfg.get("task") or "classify") != "classify"
     val_path = os.path.join(data, "val.rec")
     if not os.path.isfile(val_path):
         raise VggError("%s not found: training needs a val split for its schedule" % val_path)
-    val_images = RecordImages(val_path)
+    index = {}
+    for split in ("train", "val") if boxes else ():
+        index[split] = os.path.join(data, "%s.box.idx" % split)
+        if not os.path.isfile(index[split]):
+            raise VggError("%s not found: --task %s trains on records with boxes; pack the "
+                           "data with boxes (vgg pack --boxes, vgg pack-imagenet "
+                           "--train-boxes/--val-boxes)" % (index[split], cfg["task"]))
+    train_images = RecordImages(os.path.join(data, "train.rec"), part=part, parts=parts,
+                                index_path=index.get("train"))
+    val_images = RecordImages(val_path, index_path=index.get("val"))
     workers = cfg["workers"] if cfg["workers"] is not None else available_cores()
     mean = manifest["mean_rgb"]
     train_set = EpochDataset(train_images, TrainTransform(scale, cfg["crop_size"], mean,
-                                                          cfg["seed"], pca_std=cfg["pca_std"]))
-    val_set = EpochDataset(val_images, CenterTransform(val_scale, cfg["crop_size"], mean))
+                                                          cfg["seed"], pca_std=cfg["pca_std"],
+                                                          boxes=boxes))
+    val_set = EpochDataset(val_images, CenterTransform(val_scale, cfg["crop_size"], mean,
+                                                       boxes=boxes))
     steps = None
     if parts > 1:  # every worker runs the same number of steps (MXNet #7888, #9611)
         steps = math.ceil(math.ceil(train_images.total / parts) / cfg["batch_size"])
@@ -47,8 +58,12 @@ def load_data(cfg, manifest, part=0, parts=1):
 
 
 def build_net(cfg, classes):
+    """The net of the config; fc8 has ``classes`` units, or a box's 4 (SCR) or a box
+    per class (PCR) for localisation."""
     from .models import get_model
-    return get_model(cfg["net"], classes=classes, width_mult=cfg["width_mult"],
+    from .tasks import net_outputs
+    outputs = net_outputs(cfg.get("task") or "classify", classes)
+    return get_model(cfg["net"], classes=outputs, width_mult=cfg["width_mult"],
                      fc_width=cfg["fc_width"], dropout=cfg["dropout"],
                      crop_size=cfg["crop_size"])
 
@@ -77,6 +92,34 @@ def init_from_a(net, path, ctx):
             params[key].set_data(arrays[key].as_in_context(ctx[0]))
             copied.append(key)
     return copied
+
+
+def init_from_classifier(net, path, ctx):
+    """Localisation (Appendix A): every layer from a trained net of the same
+    configuration, the last one (fc8, another shape) left random; from a
+    localisation net of the same kind, every layer."""
+    from .models import describe_meta, read_params
+
+    arrays, meta = read_params(path)
+    wanted = net.describe()
+    differs = [k for k in ("net", "width_mult", "fc_width", "crop_size")
+               if k in meta and meta[k] != wanted[k]]
+    if differs:
+        raise VggError("--finetune-from %s holds %s, but this run trains %s"
+                       % (path, describe_meta(meta), describe_meta(wanted)))
+    params = net._collect_params_with_prefix()
+    kept = []
+    for key, param in params.items():
+        if key not in arrays:
+            raise VggError("--finetune-from %s has no %s" % (path, key))
+        if tuple(arrays[key].shape) != tuple(param.shape):
+            if not key.startswith("fc8."):
+                raise VggError("--finetune-from %s: %s is %s there, %s here" % (
+                    path, key, tuple(arrays[key].shape), tuple(param.shape)))
+            continue
+        param.set_data(arrays[key].as_in_context(ctx[0]))
+        kept.append(key)
+    return kept
 
 
 def _push_then_pull_trainer():
@@ -136,10 +179,18 @@ def _start_net(cfg, classes, ctx, found):
         initialize(net, init=cfg["init"], std=cfg["init_std"], ctx=ctx, seed=cfg["seed"])
         if cfg["init_from"]:
             init_from_a(net, cfg["init_from"], ctx)
-        if cfg["finetune_from"]:
+        if cfg["finetune_from"] and (cfg.get("task") or "classify") != "classify":
+            init_from_classifier(net, cfg["finetune_from"], ctx)
+        elif cfg["finetune_from"]:
             load_params(net, cfg["finetune_from"], ctx=ctx)
+    if cfg.get("train_layers") == "fc":  # Table 8: only fc6-fc8 are fine-tuned
+        for name, param in net._collect_params_with_prefix().items():
+            if not name.startswith("fc"):
+                param.grad_req = "null"
     if cfg["accumulate"] > 1:  # gradients add up over the micro-batches of a step
-        net.collect_params().setattr("grad_req", "add")
+        for param in net.collect_params().values():
+            if param.grad_req != "null":
+                param.grad_req = "add"
     net.hybridize(static_alloc=True, static_shape=True)
     return net
 
@@ -183,13 +234,13 @@ def _prepare_out(cfg, meta, resume, rank, ckpt_root):
 def setup(cfg, meta=None, resume=False, progress=True):
     """Everything a run needs, checked before any work: devices, kvstore, precision,
     data, net, optimizer, log; with ``resume``, restored from the newest checkpoint."""
-    from mxnet import gluon
     from mxnet.contrib import amp
 
     from . import precision
     from .data import read_manifest
     from .devices import contexts, parse_devices
     from .schedule import PlateauSchedule
+    from .tasks import make_task
 
     for key in ("data", "out"):
         if not cfg.get(key):
@@ -248,7 +299,8 @@ def setup(cfg, meta=None, resume=False, progress=True):
     run = Run(cfg=local, net=net, trainer=trainer, ctx=ctx, train_loader=train_loader,
               train_batches=train_batches, val_loader=val_loader, log=log, schedule=schedule,
               kvstore=kvstore, weights_meta=weights_meta(cfg, manifest),
-              loss_fn=gluon.loss.SoftmaxCrossEntropyLoss(), checkpoints=ckpt_root,
+              task=make_task(cfg.get("task") or "classify", manifest["classes"]),
+              checkpoints=ckpt_root,
               progress=progress_factory(progress and rank == 0),
               iteration=state.get("iteration", 0), best=state.get("best_val_top1_err"),
               rank=rank, workers=workers, dist=dist, loss_scaling=dtype == "float16",

@@ -112,7 +112,8 @@ def weights_meta(cfg, manifest):
     """What evaluation needs besides the weights: preprocessing, training scale, class names."""
     from data_tools.pack import read_synsets
     return dict(mean_rgb=list(manifest["mean_rgb"]), train_scale=cfg["scale"],
-                class_names=read_synsets(cfg["data"]))
+                class_names=read_synsets(cfg["data"]), task=cfg.get("task") or "classify",
+                task_classes=manifest["classes"])
 
 
 def progress_factory(enabled):
@@ -166,7 +167,7 @@ class Run:
     schedule: object
     kvstore: object
     weights_meta: dict
-    loss_fn: object = None
+    task: object = None  # vggcli.tasks: the loss and what is counted
     progress: object = None
     checkpoints: str = ""
     iteration: int = 0

@@ -1,0 +1,409 @@
+"""Appendix A end to end: boxes packed from ILSVRC-format XML archives and CSVs (read
+back by GluonCV), the box following rescale, crop and flip in training, SCR/PCR's
+loss on the ground-truth class's box, the mapping of the net's boxes back to the
+image, OverFeat's greedy merging, and the commands' errors."""
+import io
+import json
+import os
+import tarfile
+
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from data_tools.boxes import parse_label
+from vggcli.cli import cli
+
+from . import mini_imagenet
+from .test_pack import MAX_SIDE
+
+# --- ILSVRC's bbox archives for the miniature ILSVRC -----------------------------------
+
+
+def _voc(name, size, objects):
+    """One VOC XML file as ILSVRC2012_bbox_*.tar.gz hold them (1-based inclusive)."""
+    parts = ["<annotation><folder>x</folder><filename>%s</filename><size><width>%d</width>"
+             "<height>%d</height><depth>3</depth></size><segmented>0</segmented>"
+             % (name, size[1], size[0])]
+    for wnid, (x0, y0, x1, y1), flags in objects:
+        parts.append("<object><name>%s</name><pose>Unspecified</pose><truncated>%d"
+                     "</truncated><difficult>%d</difficult><bndbox><xmin>%d</xmin><ymin>%d"
+                     "</ymin><xmax>%d</xmax><ymax>%d</ymax></bndbox></object>"
+                     % ((wnid,) + flags + (x0, y0, x1, y1)))
+    return ("".join(parts) + "</annotation>").encode()
+
+
+def _tgz(path, files):
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+
+
+@pytest.fixture(scope="module")
+def boxed(tmp_path_factory):
+    """The miniature ILSVRC with bbox archives, packed with boxes (images shrunk to a
+    128 px shorter side): (truth, out dir, manifest, expected boxes per image id in
+    source pixels, 0-based)."""
+    root = str(tmp_path_factory.mktemp("ilsvrc-boxes"))
+    truth = mini_imagenet.build(root)
+    train_files, expected = {}, {}
+    wnid = mini_imagenet.WNIDS[0]
+    other = mini_imagenet.WNIDS[1]
+    a, b, c, d = ("%s_10%d" % (wnid, i) for i in range(4))
+    h, w = truth.sizes[a + ".JPEG"]
+    # two objects of the class, one truncated and difficult; an unknown WNID left out
+    train_files["%s/%s.xml" % (wnid, a)] = _voc(a, (h, w), [
+        (wnid, (11, 21, 200, 150), (0, 0)), (wnid, (1, 1, 40, 60), (1, 1)),
+        ("n99999999", (5, 5, 9, 9), (0, 0))])
+    expected[a] = [(0, (10, 20, 199, 149)), (0, (0, 0, 39, 59))]
+    h, w = truth.sizes[b + ".JPEG"]
+    # one box past the image's right and bottom edges (clipped), one empty (dropped)
+    train_files["%s/%s.xml" % (wnid, b)] = _voc(b, (h, w), [
+        (wnid, (30, 40, w + 50, h + 9), (1, 0)), (wnid, (w + 5, 2, w + 20, 9), (0, 0))])
+    expected[b] = [(0, (29, 39, w - 1, h - 1))]
+    train_files["%s/%s.xml" % (wnid, c)] = _voc(c, truth.sizes[c + ".JPEG"], [])  # no box
+    train_files["%s/%s_777.xml" % (other, other)] = _voc("x", (10, 10), [
+        (other, (1, 1, 5, 5), (0, 0))])  # no such image
+    val_files = {}
+    for name, label in sorted(truth.val.items()):
+        stem = name[:-5]
+        h, w = truth.sizes[name]
+        val_files["val/%s.xml" % stem] = _voc(stem, (h, w), [(label, (w // 4, h // 4, w // 2,
+                                                                     h // 2), (0, 0))])
+        expected[stem] = [(mini_imagenet.WNIDS.index(label),
+                           (w // 4 - 1, h // 4 - 1, w // 2 - 1, h // 2 - 1))]
+    _tgz(os.path.join(root, "ILSVRC2012_bbox_train_v2.tar.gz"), train_files)
+    _tgz(os.path.join(root, "ILSVRC2012_bbox_val_v3.tgz"), val_files)
+    out = os.path.join(root, "packed")
+    layout = truth.layouts["tars"]
+    result = CliRunner().invoke(cli, [
+        "pack-imagenet", "--train-tar", layout["train_tar"], "--val-tar", layout["val_tar"],
+        "--devkit", layout["devkit"], "--train-boxes",
+        os.path.join(root, "ILSVRC2012_bbox_train_v2.tar.gz"), "--val-boxes",
+        os.path.join(root, "ILSVRC2012_bbox_val_v3.tgz"), "--out", out, "--quiet",
+        "--max-short-side", str(MAX_SIDE), "--workers", "2"])
+    assert result.exit_code == 3, result.output  # the mini ILSVRC's two broken files
+    with open(os.path.join(out, "manifest.json")) as f:
+        manifest = json.load(f)
+    return truth, out, manifest, expected
+
+
+def _records_by_id(out, split):
+    from vggcli.data import RecordImages
+    from vggcli.inference import record_ids
+    rec = os.path.join(out, split + ".rec")
+    images = RecordImages(rec)
+    ids = record_ids(rec, len(images))
+    return {ids[i].rsplit("/", 1)[-1][:-5]: images.record(i) for i in range(len(images))}
+
+
+def test_ilsvrc_boxes_are_packed_clipped_dropped_and_counted(boxed):
+    truth, out, manifest, expected = boxed
+    train = manifest["splits"]["train"]["boxes"]
+    assert train == dict(images=2, objects=3, clipped=1, dropped=1, images_left_without=0)
+    assert manifest["splits"]["val"]["boxes"]["images"] == len(truth.val)
+    found = manifest["boxes"]["train"]
+    assert found["train"]["unknown_class"] == 1 and found["files_without_image"] == 1
+    assert found["train"]["images_with_boxes"] == 2  # the XML without objects adds none
+    for split in ("train", "val"):
+        records = _records_by_id(out, split)
+        with_boxes = {k for k, (_, _, extra) in records.items() if len(extra)}
+        assert with_boxes == {k for k in expected if k in records}
+        keys = [int(line.split()[0]) for line in open(os.path.join(out, split + ".box.idx"))]
+        assert len(keys) == len(with_boxes)
+        for stem, (_, label, extra) in records.items():
+            if not len(extra):
+                continue
+            objects, header = parse_label(extra)
+            source_h, source_w = truth.sizes[stem + ".JPEG"]
+            assert tuple(header) == (source_w, source_h)  # the original size, for the devkit
+            np.testing.assert_allclose(objects[:, 1:] * np.tile([source_w, source_h], 2),
+                                       [box for _, box in expected[stem]], atol=1e-3)
+            assert label == expected[stem][0][0]  # the class stays in the header's label
+
+
+def test_gluoncv_reads_the_packed_boxes_on_the_shrunk_images(boxed):
+    """GluonCV's RecordFileDetection gives the boxes in the stored image's pixels: the
+    source box times stored size / source size (normalised corners survive the
+    shrink); the class comes back in its column."""
+    from vggcli._compat import import_gluoncv
+    RecordFileDetection = import_gluoncv("gluoncv.data").RecordFileDetection
+    truth, out, _, expected = boxed
+    ids = [line.rstrip("\n").split("\t")[2] for line in open(os.path.join(out, "val.lst"))]
+    dataset = RecordFileDetection(os.path.join(out, "val.rec"))
+    assert len(dataset) == len(ids)
+    for index, ident in enumerate(ids):
+        image, label = dataset[index]
+        stem = ident[:-5]
+        source_h, source_w = truth.sizes[ident]
+        scale = np.array([image.shape[1] / source_w, image.shape[0] / source_h] * 2)
+        assert min(image.shape[:2]) == min(MAX_SIDE, source_h, source_w)
+        (cls, box), = expected[stem]
+        np.testing.assert_allclose(label[0, :4], np.array(box) * scale, atol=1e-2)
+        assert label[0, 4] == cls
+
+
+# --- the box through training augmentation ---------------------------------------------
+
+MAGENTA = (255, 0, 255)
+
+
+@pytest.fixture(scope="module")
+def marked(tmp_path_factory, photos):
+    """Real photos with a magenta rectangle painted where their box is, packed with a CSV
+    of those boxes (and a second, smaller box of another class in each image)."""
+    root = tmp_path_factory.mktemp("marked")
+    rng = np.random.RandomState(3)
+    rows = ["image,class,xmin,ymin,xmax,ymax"]
+    truth = {}
+    for name, photo in sorted(photos.items()):
+        for copy in range(3):
+            h, w = photo.shape[:2]
+            side = min(h, w)
+            image = np.ascontiguousarray(photo[:side, :side][::4, ::4])  # real texture
+            size = image.shape[0]
+            x0, y0 = rng.randint(0, size // 2, size=2)
+            x1, y1 = x0 + rng.randint(size // 5, size // 2), y0 + rng.randint(size // 5,
+                                                                              size // 2)
+            image[y0:y1 + 1, x0:x1 + 1] = MAGENTA
+            folder = root / "raw" / ("cls%d" % (copy % 2))
+            folder.mkdir(parents=True, exist_ok=True)
+            file = "%s-%d.png" % (name, copy)
+            cv2.imwrite(str(folder / file), image[:, :, ::-1])
+            rows.append("cls%d/%s,cls%d,%d,%d,%d,%d" % (copy % 2, file, copy % 2, x0, y0, x1,
+                                                        y1))
+            rows.append("cls%d/%s,cls%d,0,0,3,3" % (copy % 2, file, 1 - copy % 2))
+            truth[file] = (x0, y0, x1, y1)
+    (root / "boxes.csv").write_text("\n".join(rows) + "\n")
+    out = root / "packed"
+    result = CliRunner().invoke(cli, ["pack", str(root / "raw"), "--out", str(out),
+                                      "--boxes", str(root / "boxes.csv"), "--val-ratio", "0.3",
+                                      "--quiet", "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    return str(out), truth
+
+
+def _magenta_box(crop):
+    """Continuous (x0, y0, x1, y1) of the magenta pixels of a crop, or None."""
+    r, g, b = (crop[..., i].astype(int) for i in range(3))
+    mask = (r > 180) & (b > 180) & (g < 90)
+    if mask.sum() < 4:
+        return None
+    ys, xs = np.nonzero(mask)
+    return np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], dtype=float)
+
+
+def test_the_box_follows_rescale_crop_and_flip(marked):
+    """The training target, turned back into crop pixels, lands on the painted rectangle
+    as found in the returned crop's own pixels. Tolerance 2.5 px: the rescale
+    (area/linear interpolation) and JPEG blur an edge by about one pixel of the
+    rescaled image each, and the threshold can fall on either side of the edge;
+    the box is only compared where it lies inside the crop (the target is not cut
+    at the crop's border, the pixels are)."""
+    from vggcli.data import RecordImages, Scale, TrainTransform
+    out, _ = marked
+    images = RecordImages(os.path.join(out, "train.rec"),
+                          index_path=os.path.join(out, "train.box.idx"))
+    crop = 48
+    transform = TrainTransform(Scale(56, 96), crop, [0, 0, 0], seed=5, pca_std=0, boxes=True)
+    checked = 0
+    for epoch in range(4):  # half the crops are mirrored: a box that did not follow fails
+        for position in range(len(images)):
+            pixels, _, target = transform(images, epoch, position)
+            label, cx, cy, bw, bh, valid = target
+            assert label == images.image(position)[1]
+            found = _magenta_box(pixels)
+            if not valid or found is None:
+                continue
+            box = np.array([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2]) * crop
+            np.testing.assert_allclose(np.clip(box, 0, crop), found, atol=2.5)
+            checked += 1
+    assert checked >= 20
+
+
+def test_crop_target_by_hand():
+    from vggcli.data import crop_target
+    boxes = np.array([[10.0, 20.0, 50.0, 40.0], [0.0, 0.0, 4.0, 4.0]])
+    target, valid = crop_target(boxes, top=10, left=5, crop=40, flipped=False)
+    # the first box: x 5..45, y 10..30 in the crop
+    np.testing.assert_allclose(target * 40, [25, 20, 40, 20])
+    assert valid == 1.0
+    target, _ = crop_target(boxes, top=10, left=5, crop=40, flipped=True)
+    np.testing.assert_allclose(target * 40, [15, 20, 40, 20])  # x -> 40 - x
+    _, valid = crop_target(boxes[1:], top=10, left=5, crop=40, flipped=False)
+    assert valid == 0.0  # nothing of the box in the crop: no loss
+
+
+# --- SCR / PCR: the loss and the error --------------------------------------------------
+
+def test_pcr_loss_and_gradient_use_only_the_ground_truth_class_box():
+    import mxnet as mx
+    from mxnet import autograd
+
+    from vggcli.tasks import Localisation
+    task = Localisation("pcr", classes=3)
+    target = [0.5, 0.4, 0.2, 0.3]
+    out = mx.nd.array([[9, 9, 9, 9] + target + [7, 7, 7, 7],
+                       [9, 9, 9, 9] + target + [7, 7, 7, 7]])
+    label = mx.nd.array([[1] + target + [1], [2] + target + [1]])
+    out.attach_grad()
+    with autograd.record():
+        loss = task.loss_fn(out, label)
+    loss.backward()
+    # class 1's box is exact: no loss; class 2's box misses by 6.5, 6.6, 6.8, 6.7
+    expected = sum((7 - t) ** 2 for t in target)
+    np.testing.assert_allclose(loss.asnumpy(), [0, expected], rtol=1e-5)
+    grad = out.grad.asnumpy()
+    assert not grad[:, :4].any() and not grad[0].any()  # other classes' boxes: no gradient
+    np.testing.assert_allclose(grad[1, 8:], [2 * (7 - t) for t in target], rtol=1e-5)
+    _, hits, _ = task.counts(out, label)
+    assert hits.asscalar() == 1
+    scr = Localisation("scr", classes=3)
+    no_box = mx.nd.array([[0] + target + [0]])
+    assert scr.loss_fn(mx.nd.array([[0, 0, 1, 1]]), no_box).asscalar() == 0  # not valid
+
+
+def test_center_iou_by_hand():
+    from vggcli.tasks import center_iou
+    a = np.array([[0.5, 0.5, 0.4, 0.4], [0.5, 0.5, 0.4, 0.4]])
+    b = np.array([[0.5, 0.5, 0.4, 0.4], [0.6, 0.5, 0.4, 0.4]])
+    np.testing.assert_allclose(center_iou(a, b), [1.0, 0.12 / 0.2])
+
+
+# --- testing: mapping back, merging -----------------------------------------------------
+
+def test_a_net_box_maps_back_to_source_pixels():
+    from vggcli.localise import to_source_boxes
+    # a window at (8, 4) of a 32 px crop, on an image rescaled by 1/2 (ratio 2)
+    box = to_source_boxes([0.5, 0.5, 0.5, 0.25], (8, 4), 32, (2.0, 2.0))[0]
+    # rescaled: x 16..32, y 16..24 (continuous) -> source 32..64, 32..48 -> last pixels 63, 47
+    np.testing.assert_allclose(box, [32, 32, 63, 47])
+
+
+def test_greedy_merging_joins_near_boxes_and_keeps_far_ones():
+    from vggcli.localise import best_box, greedy_merge
+    near = [(10, 10, 50, 50), (12, 10, 52, 50), (10, 12, 50, 52)]
+    far = [(100, 100, 110, 110)]
+    boxes, scores = greedy_merge(near + far, [0.2, 0.3, 0.1, 0.5])
+    assert len(boxes) == 2
+    merged = [b for b, s in zip(boxes, scores) if s > 0.55]
+    assert len(merged) == 1 and scores[[float(s) for s in scores].index(
+        max(scores))] == pytest.approx(0.6)
+    # the pairwise means: (b1 + b2) / 2 first, then with b3: x0 = (11 + 10) / 2
+    np.testing.assert_allclose(merged[0], [10.5, 11, 50.5, 51])
+    assert tuple(best_box(near + far, [0.2, 0.3, 0.1, 0.5])) == pytest.approx(
+        (10.5, 11, 50.5, 51))  # three weak boxes that agree beat one stronger alone
+    assert len(greedy_merge(near + far, [1, 1, 1, 1], threshold=0.0)[0]) == 4
+
+
+# --- the commands -----------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def trained(marked, tmp_path_factory):
+    """A classification net and an SCR / PCR net fine-tuned from it (2 epochs each)."""
+    out, _ = marked
+    root = tmp_path_factory.mktemp("loc-runs")
+    common = ["--data", out, "--net", "A", "--crop-size", "32", "--width-mult", "0.125",
+              "--fc-width", "32", "--batch-size", "4", "--workers", "0", "--scale", "40",
+              "--epochs", "2", "--quiet", "--init", "xavier", "--dropout", "0"]
+    runner = CliRunner()
+    result = runner.invoke(cli, ["train"] + common + ["--out", str(root / "cls")])
+    assert result.exit_code == 0, result.output
+    for task, layers in (("scr", "fc"), ("pcr", "all")):
+        result = runner.invoke(cli, ["train"] + common + [
+            "--out", str(root / task), "--task", task, "--train-layers", layers, "--lr",
+            "0.001", "--finetune-from", str(root / "cls" / "best.params")])
+        assert result.exit_code == 0, result.output
+    return root
+
+
+def test_fc_only_fine_tuning_leaves_the_conv_layers_as_they_were(trained):
+    from vggcli.models import read_params
+    start, _ = read_params(str(trained / "cls" / "best.params"))
+    scr, meta = read_params(str(trained / "scr" / "final.params"))
+    assert meta["task"] == "scr" and scr["fc8.weight"].shape[0] == 4
+    for key, value in start.items():
+        same = np.array_equal(value.asnumpy(), scr[key].asnumpy())
+        assert same == key.startswith("features."), key
+    pcr, meta = read_params(str(trained / "pcr" / "final.params"))
+    assert pcr["fc8.weight"].shape[0] == 4 * 2 and meta["task_classes"] == 2
+
+
+def test_localise_center_dense_and_fusion_write_devkit_submissions(trained, marked, tmp_path):
+    out, _ = marked
+    val = os.path.join(out, "val.rec")
+    runner = CliRunner()
+    result = runner.invoke(cli, ["localise", "--params", str(trained / "pcr" / "best.params"),
+                                 "--data", val, "--out", str(tmp_path / "c"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    report = json.load(open(tmp_path / "c" / "report.json"))
+    count = report["images"]
+    assert count == sum(1 for _ in open(os.path.join(out, "val.box.idx")))
+    lines = open(tmp_path / "c" / "submission.txt").read().splitlines()
+    assert len(lines) == count and all(len(line.split()) == 5 for line in lines)
+    for mode_dir, params in (("d1", "pcr"), ("d2", "scr")):
+        result = runner.invoke(cli, [
+            "localise", "--params", str(trained / params / "best.params"), "--classifier",
+            str(trained / "cls" / "best.params"), "--data", val, "--mode", "dense",
+            "--scales", "40,48", "--shifts", "2", "--out", str(tmp_path / mode_dir),
+            "--quiet"])
+        assert result.exit_code == 0, result.output
+        lines = open(tmp_path / mode_dir / "submission.txt").read().splitlines()
+        # two classes: two guesses, labels 1-based, boxes inside the images
+        assert all(len(line.split()) == 10 for line in lines)
+    result = runner.invoke(cli, ["fuse", str(tmp_path / "d1"), str(tmp_path / "d2"), "--out",
+                                 str(tmp_path / "f")])
+    assert result.exit_code == 0, result.output
+    fused = json.load(open(tmp_path / "f" / "report.json"))
+    assert fused["mode"] == "fusion" and fused["images"] == count
+    assert 0 <= fused["errors"]["1"] <= 1 and fused["errors"]["2"] <= fused["errors"]["1"]
+
+
+def test_localisation_errors_are_one_line_usage_errors(trained, marked, tmp_path, digits):
+    out, _ = marked
+    runner = CliRunner()
+    cases = [
+        (["localise", "--params", str(trained / "cls" / "best.params"), "--data",
+          os.path.join(out, "val.rec"), "--out", str(tmp_path / "a")],
+         "is not a localisation net"),
+        (["localise", "--params", str(trained / "pcr" / "best.params"), "--data",
+          os.path.join(out, "val.rec"), "--mode", "dense", "--out", str(tmp_path / "b")],
+         "needs --classifier"),
+        (["localise", "--params", str(trained / "pcr" / "best.params"), "--data",
+          os.path.join(digits, "val.rec"), "--out", str(tmp_path / "c")],
+         "val.box.idx not found"),
+        (["eval", "--params", str(trained / "pcr" / "best.params"), "--data",
+          os.path.join(out, "val.rec"), "--out", str(tmp_path / "d")],
+         "is a localisation net"),
+        (["train", "--data", digits, "--task", "scr", "--out", str(tmp_path / "e"),
+          "--crop-size", "32", "--scale", "36", "--width-mult", "0.125"],
+         "train.box.idx not found"),
+        (["fuse", str(trained / "cls"), str(tmp_path), "--out", str(tmp_path / "f")], ""),
+    ]
+    for argv, message in cases:
+        result = runner.invoke(cli, argv)
+        assert result.exit_code == 2, (argv, result.output)
+        assert message in result.output
+        assert "Traceback" not in result.output
+
+
+def test_damaged_box_files_are_named(tmp_path):
+    from data_tools.boxes import read_box_files
+    from data_tools.common import VggError
+    (tmp_path / "bad.csv").write_text("image,class,xmin,ymin,xmax,ymax\na.jpg,cat,1,2\n")
+    with pytest.raises(VggError, match="bad.csv, line 2"):
+        read_box_files(str(tmp_path / "bad.csv"))
+    (tmp_path / "b.tgz").write_bytes(b"\x1f\x8b not really gzip")
+    with pytest.raises(VggError, match="b.tgz is damaged or not a tar"):
+        read_box_files(str(tmp_path / "b.tgz"))
+    xml = tmp_path / "xml"
+    xml.mkdir()
+    (xml / "ILSVRC2012_val_00000001.xml").write_bytes(b"<annotation><size>")
+    with pytest.raises(VggError, match="ILSVRC2012_val_00000001.xml is not valid XML"):
+        read_box_files(str(xml))
+    os.mkfifo(str(tmp_path / "fifo.csv"))
+    with pytest.raises(VggError, match="not a regular file"):
+        read_box_files(str(tmp_path / "fifo.csv"))
