@@ -162,11 +162,39 @@ def _add(found, key, objects, where):
     found[key] = objects
 
 
+def read_kaggle_csv(data, where="Kaggle boxes CSV"):
+    """{image id: [(WNID, box)]} from Kaggle's LOC_train_solution.csv /
+    LOC_val_solution.csv (``ImageId,PredictionString`` with 'wnid xmin ymin xmax ymax'
+    repeated: the XML files' 1-based corners, so 1 is subtracted)."""
+    text = data.decode("utf-8") if isinstance(data, bytes) else data
+    found = {}
+    for number, row in enumerate(csv.reader(io.StringIO(text)), start=1):
+        if number == 1 or not row:
+            continue
+        fields = row[1].split() if len(row) == 2 else []
+        if len(row) != 2 or not fields or len(fields) % 5:
+            raise VggError("%s, line %d: expected ImageId,'wnid xmin ymin xmax ymax ...'"
+                           % (where, number))
+        objects = []
+        for start in range(0, len(fields), 5):
+            try:
+                box = tuple(float(v) - 1 for v in fields[start + 1:start + 5])
+            except ValueError:
+                raise VggError("%s, line %d: a box is not four numbers" % (where, number)) \
+                    from None
+            if not all(np.isfinite(box)):
+                raise VggError("%s, line %d: a box is not finite" % (where, number))
+            objects.append((fields[start], box))
+        found.setdefault(row[0].strip(), []).extend(objects)
+    return found
+
+
 def read_box_files(path):
     """{image key: [(class name, box, 0-based inclusive)]} from ``path``: a folder of
     VOC XML files (searched recursively), a tar of them (.tar, .tar.gz, .tgz: the
-    ILSVRC bbox archives as downloaded) or a CSV (image,class,xmin,ymin,xmax,ymax).
-    An XML file without objects gives an image with no boxes."""
+    ILSVRC bbox archives as downloaded), a CSV (image,class,xmin,ymin,xmax,ymax) or
+    Kaggle's LOC_*_solution.csv. An XML file without objects gives an image with no
+    boxes."""
     found = {}
     if os.path.isdir(path):
         for folder, dirs, files in os.walk(path):
@@ -187,7 +215,13 @@ def read_box_files(path):
                        % printable(path))
     if path.lower().endswith(".csv"):
         with open(path, "rb") as f:
-            rows = read_box_csv(f.read(), printable(path))
+            data = f.read()
+        kaggle = data.lstrip(b"\xef\xbb\xbf").startswith(b"ImageId,PredictionString")
+        try:
+            rows = (read_kaggle_csv if kaggle else read_box_csv)(data, printable(path))
+        except UnicodeDecodeError as err:
+            raise VggError("box file %s is not UTF-8 text: %s" % (printable(path), err)) \
+                from None
         for image, objects in rows.items():
             _add(found, box_key(image), objects, printable(path))
         return found

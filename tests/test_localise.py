@@ -360,6 +360,16 @@ def test_localise_center_dense_and_fusion_write_devkit_submissions(trained, mark
     fused = json.load(open(tmp_path / "f" / "report.json"))
     assert fused["mode"] == "fusion" and fused["images"] == count
     assert 0 <= fused["errors"]["1"] <= 1 and fused["errors"]["2"] <= fused["errors"]["1"]
+    # a damaged member is named, and nothing is written
+    import shutil
+    shutil.copytree(str(tmp_path / "d2"), str(tmp_path / "d3"))
+    (tmp_path / "d3" / "candidates.npy").write_bytes(b"\x93NUMPY garbage")
+    os.remove(str(tmp_path / "d2" / "ids.txt"))
+    for broken, message in (("d3", "candidates.npy is damaged"), ("d2", "ids.txt")):
+        result = runner.invoke(cli, ["fuse", str(tmp_path / "d1"), str(tmp_path / broken),
+                                     "--out", str(tmp_path / "g")])
+        assert result.exit_code == 2 and message in result.output, result.output
+        assert not (tmp_path / "g").exists()
 
 
 def test_localisation_errors_are_one_line_usage_errors(trained, marked, tmp_path, digits):
@@ -390,6 +400,18 @@ def test_localisation_errors_are_one_line_usage_errors(trained, marked, tmp_path
         assert "Traceback" not in result.output
 
 
+def test_kaggle_solution_files_give_the_same_boxes_as_the_xml(tmp_path):
+    """Kaggle's LOC_val_solution.csv repeats the XML's 1-based corners per object."""
+    from data_tools.boxes import read_box_files
+    root = tmp_path / "mini"
+    mini_imagenet.build(str(root))
+    found = read_box_files(str(root / "kaggle" / "LOC_val_solution.csv"))
+    assert len(found) == 6
+    for objects in found.values():
+        assert [box for _, box in objects] == [(0, 1, 29, 39), (4, 5, 69, 79)]
+        assert objects[0][0] == objects[1][0] and objects[0][0] in mini_imagenet.WNIDS
+
+
 def test_damaged_box_files_are_named(tmp_path):
     from data_tools.boxes import read_box_files
     from data_tools.common import VggError
@@ -404,6 +426,12 @@ def test_damaged_box_files_are_named(tmp_path):
     (xml / "ILSVRC2012_val_00000001.xml").write_bytes(b"<annotation><size>")
     with pytest.raises(VggError, match="ILSVRC2012_val_00000001.xml is not valid XML"):
         read_box_files(str(xml))
+    (tmp_path / "latin.csv").write_bytes(b"image,class,xmin,ymin,xmax,ymax\n\xe9.jpg,c,1,2,3,4\n")
+    with pytest.raises(VggError, match="latin.csv is not UTF-8 text"):
+        read_box_files(str(tmp_path / "latin.csv"))
+    (tmp_path / "k.csv").write_text("ImageId,PredictionString\nx,n01 1 2 3\n")
+    with pytest.raises(VggError, match="k.csv, line 2: expected ImageId"):
+        read_box_files(str(tmp_path / "k.csv"))
     os.mkfifo(str(tmp_path / "fifo.csv"))
     with pytest.raises(VggError, match="not a regular file"):
         read_box_files(str(tmp_path / "fifo.csv"))

@@ -103,10 +103,12 @@ def pack(dataset, val_ratio, synsets, boxes, **options):
 @click.option("--synsets", type=click.Path(exists=True, dir_okay=False), default=None,
               help="WNID list for an extracted layout without a devkit.")
 @click.option("--train-boxes", type=click.Path(exists=True), default=None,
-              help="ILSVRC2012_bbox_train_v2.tar.gz (or its extracted folder): boxes of "
-                   "the training images that have them, for localisation (Appendix A).")
+              help="ILSVRC2012_bbox_train_v2.tar.gz (or its extracted folder, or Kaggle's "
+                   "LOC_train_solution.csv): boxes of the training images that have them, "
+                   "for localisation (Appendix A).")
 @click.option("--val-boxes", type=click.Path(exists=True), default=None,
-              help="ILSVRC2012_bbox_val_v3.tgz (or its folder): boxes of every val image.")
+              help="ILSVRC2012_bbox_val_v3.tgz (or its folder, or Kaggle's "
+                   "LOC_val_solution.csv): boxes of every val image.")
 @pack_options
 def pack_imagenet(train_tar, val_tar, devkit, root, synsets, train_boxes, val_boxes,
                   **options):

@@ -501,7 +501,7 @@ def is_localise_output(folder):
 def fuse_localisation(folders, out_dir, threshold=MERGE_THRESHOLD, overwrite=False):
     """Table 9's fusion of dense localisation outputs: class scores averaged, and each
     class's candidate boxes from every net merged together."""
-    from data_tools.common import read_json
+    from data_tools.common import read_json, read_lines
     if len(folders) < 2:
         raise VggError("fusion needs at least two localisation outputs")
     check_output(out_dir, "fuse", inputs=folders, overwrite=overwrite)
@@ -512,8 +512,7 @@ def fuse_localisation(folders, out_dir, threshold=MERGE_THRESHOLD, overwrite=Fal
         if report["mode"] != "dense":
             raise VggError("%s is a %s-protocol output; fusion merges dense ones"
                            % (printable(folder), report["mode"]))
-        with open(os.path.join(folder, "ids.txt"), encoding="utf-8", errors="replace") as f:
-            these = f.read().splitlines()
+        these = read_lines(os.path.join(folder, "ids.txt"), "image list")
         if ids is not None and these != ids:
             raise VggError("%s scored other images than %s" % (printable(folder),
                                                                printable(folders[0])))
