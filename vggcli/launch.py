@@ -156,10 +156,12 @@ class Job:
         A worker that has printed nothing ``start_timeout`` seconds after the start
         is taken as unable to reach the scheduler (ps-lite would wait forever).
         """
-        streams = []
+        streams, stopping = [], []
 
         def terminated(signum, frame):  # the launcher itself is being stopped
-            raise KeyboardInterrupt
+            # a flag the loop checks: an exception raised here is lost when the signal
+            # lands inside a finaliser (Popen.__del__), and the job would run on
+            stopping.append(signum)
 
         # SIGHUP too: a closed ssh session must not leave the job running
         previous = {sig: signal.signal(sig, terminated) for sig in STOP_SIGNALS}
@@ -175,6 +177,8 @@ class Job:
             workers = {n: p for n, p in self.procs.items() if n.startswith("worker")}
             workers_done_at, started = None, time.time()
             while True:
+                if stopping:
+                    raise KeyboardInterrupt
                 for name, proc in self.procs.items():
                     code = proc.poll()
                     if code not in (None, 0):

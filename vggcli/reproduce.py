@@ -312,8 +312,13 @@ def run_jobs(jobs, slots, logs, journal, progress=None):
             job.status = "kept"
     from .launch import STOP_SIGNALS, _die_with_parent
 
+    stopping = []
+
     def stop(signum, frame):
-        raise SystemExit(128 + signum)  # the finally below stops the children
+        # NOTE: a flag, not an exception: raised from the handler, SystemExit was lost
+        # when the signal landed inside a finaliser (Popen.__del__: "Exception ignored"),
+        # and the study ran on; the loop below raises it within 0.2 s
+        stopping.append(signum)
     previous = {sig: signal.signal(sig, stop) for sig in STOP_SIGNALS}
     running = {}  # name -> (Popen, start, log file)
     started = time.time()
@@ -321,6 +326,8 @@ def run_jobs(jobs, slots, logs, journal, progress=None):
     finished = 0
     try:
         while True:
+            if stopping:
+                raise SystemExit(128 + stopping[0])  # the finally below stops the children
             for job in jobs:
                 if job.status == "pending" and any(by_name[d].status in ("failed", "skipped")
                                                    for d in job.deps):
