@@ -124,23 +124,29 @@ def detection_label(boxes, width, height):
 
 
 def parse_label(label):
-    """(objects as an N x 5 float64 array [class, normalised corners], the header's
-    extra fields); VggError for a label that is not in the layout."""
+    """(objects as an N x 5 float64 array [class, normalised corners], the source
+    (width, height) our header keeps, or None for a label without it); VggError for a
+    label that is not in the layout."""
     label = np.asarray(label, dtype=np.float64).ravel()
     if len(label) < 2 or not np.all(np.isfinite(label)) or label[0] < 2 or label[1] < 5 or \
             label[0] != int(label[0]) or label[1] != int(label[1]) or \
             len(label) < label[0] or (len(label) - int(label[0])) % int(label[1]):
         raise VggError("not a detection label: %s" % np.array2string(label[:8]))
     objects = label[int(label[0]):].reshape(-1, int(label[1]))[:, :5]
-    return objects, label[2:int(label[0])]
+    extra = label[2:int(label[0])]
+    return objects, ((float(extra[0]), float(extra[1])) if len(extra) >= 2 else None)
+
+
+def objects_in_pixels(objects, width, height):
+    """[(class index, box in pixels)] of parsed objects on a width x height image."""
+    return [(int(row[0]), (row[1] * width, row[2] * height, row[3] * width,
+                           row[4] * height)) for row in objects]
 
 
 def boxes_from_label(label, width, height):
     """The inverse of detection_label: [(class index, box in pixels)] on a width x
     height image."""
-    objects, _ = parse_label(label)
-    return [(int(row[0]), (row[1] * width, row[2] * height, row[3] * width,
-                           row[4] * height)) for row in objects]
+    return objects_in_pixels(parse_label(label)[0], width, height)
 
 
 # --- box files: a folder or tar of VOC XML files, or a CSV -------------------------
@@ -243,17 +249,20 @@ def read_box_files(path):
 
 def attach_boxes(items, found, class_index):
     """``items`` (data_tools.sources.Item) with their boxes ([(class index, box)])
-    from ``found`` (read_box_files), matched by box_key; returns (items, counts).
-    An object of a class not in the class list is left out and counted."""
-    out, counts = [], dict(images_with_boxes=0, objects=0, unknown_class=0)
+    from ``found`` (read_box_files), matched by box_key; returns (items, counts, the
+    keys of ``found`` matched). An object of a class not in the class list is left
+    out and counted."""
+    out, counts, matched = [], dict(images_with_boxes=0, objects=0, unknown_class=0), set()
     for item in items:
-        objects = found.get(box_key(item.ident))
+        key = box_key(item.ident)
+        objects = found.get(key)
         if objects is None:
             out.append(item)
             continue
+        matched.add(key)
         known = [(class_index[name], box) for name, box in objects if name in class_index]
         counts["unknown_class"] += len(objects) - len(known)
         counts["images_with_boxes"] += bool(known)
         counts["objects"] += len(known)
         out.append(item._replace(boxes=known) if known else item)
-    return out, counts
+    return out, counts, matched

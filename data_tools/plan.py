@@ -127,7 +127,7 @@ def add_boxes(splits, classes, box_files):
     split) attached to their images; returns (splits, the manifest's box report:
     per source the images matched, objects, objects of unknown classes and box
     files that match no image)."""
-    from .boxes import attach_boxes, box_key, read_box_files
+    from .boxes import attach_boxes, read_box_files
 
     report = OrderedDict()
     for target, path in box_files.items():
@@ -141,10 +141,8 @@ def add_boxes(splits, classes, box_files):
             if name not in splits:
                 raise VggError("boxes %s are for the %s split, which is not packed"
                                % (path, name))
-            splits[name], counts = attach_boxes(splits[name], found, classes.index)
-            matched.update(box_key(item.ident) for item in splits[name]
-                           if box_key(item.ident) in found)
-            entry[name] = counts
+            splits[name], entry[name], keys = attach_boxes(splits[name], found, classes.index)
+            matched |= keys
         entry["files_without_image"] = len(set(found) - matched)
         report[target] = entry
     return splits, report

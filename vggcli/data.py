@@ -172,6 +172,7 @@ class RecordImages:
         self.idx_path = index_path or os.path.splitext(rec_path)[0] + ".idx"
         entries = check_record_files(rec_path, self.idx_path)
         # a worker's shard: every parts-th record (issue: multi-machine training)
+        self.keys = np.array([key for key, _ in entries[part::parts]], dtype=np.int64)
         self.offsets = np.array([offset for _, offset in entries[part::parts]], dtype=np.int64)
         self.total = len(entries)
         self._handle, self._pid = None, None
@@ -197,6 +198,21 @@ class RecordImages:
         """(RGB uint8 image, label, extra labels: a float32 array, empty without boxes)."""
         from .inference import decode_bytes
         payload = self.raw(position)
+        label, extra = self._header(payload, position)
+        try:
+            image = decode_bytes(payload, IR_HEADER.size + 4 * len(extra))
+        except VggError as err:
+            raise VggError("%s: record %d: %s" % (self.rec_path, position, err)) from None
+        return image, label, extra
+
+    def labels(self, position):
+        """(label, extra labels) of a record, without decoding its image."""
+        return self._header(self.raw(position), position)
+
+    def _header(self, payload, position):
+        if len(payload) < IR_HEADER.size:
+            raise VggError("%s: record %d is shorter than its header" % (self.rec_path,
+                                                                         position))
         flag, label, _, _ = IR_HEADER.unpack_from(payload)
         start = IR_HEADER.size + 4 * flag
         if not np.isfinite(label) or label != int(label) or label < 0 or \
@@ -204,11 +220,7 @@ class RecordImages:
             raise VggError("%s: record %d has a damaged header (label %r, %d extra labels "
                            "in %d bytes)" % (self.rec_path, position, label, flag,
                                              len(payload)))
-        try:
-            image = decode_bytes(payload, start)
-        except VggError as err:
-            raise VggError("%s: record %d: %s" % (self.rec_path, position, err)) from None
-        return image, int(label), np.frombuffer(payload, "<f4", flag, IR_HEADER.size)
+        return int(label), np.frombuffer(payload, "<f4", flag, IR_HEADER.size)
 
 
 # --- boxes (Appendix A): the ground truth follows the rescale, the crop and the flip ---
@@ -223,10 +235,10 @@ def record_boxes(extra, label, height, width):
     if not len(extra):
         return np.zeros((0, 4))
     try:
-        objects, header = parse_label(extra)
+        objects, source = parse_label(extra)
     except VggError:
         return np.zeros((0, 4))
-    source_w, source_h = (header[0], header[1]) if len(header) >= 2 else (width, height)
+    source_w, source_h = source or (width, height)
     chosen = objects[objects[:, 0] == label] if np.any(objects[:, 0] == label) else objects
     return np.stack([chosen[:, 1] * width, chosen[:, 2] * height,
                      (chosen[:, 3] + 1 / source_w) * width,
@@ -248,10 +260,11 @@ def crop_target(boxes, top, left, crop, flipped):
     best = int(np.argmax(areas))
     if areas[best] <= 0:
         return np.zeros(4), 0.0
+    from .localisation import box_to_center
     x0, y0, x1, y1 = shifted[best]
     if flipped:
         x0, x1 = crop - x1, crop - x0
-    return np.array([(x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0]) / crop, 1.0
+    return box_to_center([x0, y0, x1, y1]) / crop, 1.0
 
 
 def box_target(label, target, valid):

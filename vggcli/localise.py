@@ -93,8 +93,7 @@ def greedy_merge(boxes, scores, threshold=MERGE_THRESHOLD):
     row per merge (O(n^2) work in numpy, for the hundreds of boxes of a class)."""
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     scores = np.asarray(scores, dtype=np.float64).ravel()
-    count = len(boxes)
-    if count < 2:
+    if len(boxes) < 2:
         return list(boxes), list(scores)
     pairs = np.stack([match_scores(box, boxes) for box in boxes])
     np.fill_diagonal(pairs, np.inf)
@@ -126,8 +125,6 @@ class BoxRecords:
     ground truth in source pixels, the source size and the image's id."""
 
     def __init__(self, rec):
-        from data_tools.recordio import read_index
-
         from .data import RecordImages
         from .inference import record_ids
         index = os.path.splitext(rec)[0] + ".box.idx"
@@ -136,30 +133,39 @@ class BoxRecords:
                            "pack the data with boxes (vgg pack --boxes, vgg pack-imagenet "
                            "--val-boxes)" % printable(index))
         self.records = RecordImages(rec, index_path=index)
-        keys = [key for key, _ in read_index(index)]
         total = RecordImages(rec).total
         ids = record_ids(rec, total)
-        if max(keys) >= total:
-            raise VggError("%s names record %d; %s has %d" % (index, max(keys), rec, total))
-        self.ids = [ids[key] for key in keys]
+        if self.records.keys.max() >= total:
+            raise VggError("%s names record %d; %s has %d"
+                           % (index, self.records.keys.max(), rec, total))
+        self.ids = [ids[key] for key in self.records.keys]
 
     def __len__(self):
         return len(self.records)
 
+    def truth(self, position):
+        """(label, truths [(class, box)], (source width, height)), from the record's
+        header (its image is decoded only for a label that does not keep the source
+        size)."""
+        label, extra = self.records.labels(position)
+        return self._truth(position, label, extra, None)
+
     def get(self, position):
         """(image, label, truths [(class, box)], (source width, height))."""
-        from data_tools.boxes import parse_label
         image, label, extra = self.records.record(position)
+        return (image,) + self._truth(position, label, extra, image)
+
+    def _truth(self, position, label, extra, image):
+        from data_tools.boxes import objects_in_pixels, parse_label
         try:
-            objects, header = parse_label(extra)
+            objects, source = parse_label(extra)
         except VggError as err:
             raise VggError("%s: record %d: %s" % (self.records.rec_path, position, err)) \
                 from None
-        width, height = (header[0], header[1]) if len(header) >= 2 else \
-            (image.shape[1], image.shape[0])
-        truths = [(int(row[0]), (row[1] * width, row[2] * height, row[3] * width,
-                                 row[4] * height)) for row in objects]
-        return image, label, truths, (float(width), float(height))
+        if source is None:
+            image = self.records.record(position)[0] if image is None else image
+            source = (float(image.shape[1]), float(image.shape[0]))
+        return label, objects_in_pixels(objects, *source), source
 
 
 # --- the nets ---------------------------------------------------------------------------
@@ -188,11 +194,8 @@ def box_columns(task, label):
 # --- the protocols ----------------------------------------------------------------------
 
 def _progress(total, desc, enabled):
-    import sys
-
-    from tqdm import tqdm
-    return tqdm(total=total, desc=desc, unit="img", file=sys.stderr, disable=not enabled,
-                dynamic_ncols=True, leave=False)
+    from .train_state import progress_factory
+    return progress_factory(enabled)(total, 0, desc)
 
 
 def center_protocol(loc, task, records, scale, batch_size=32, progress=True):
@@ -228,7 +231,7 @@ def dense_maps(block, forward, image):
     return forward.run(block, image[None])[0]
 
 
-def shift_offsets(shifts, crop):
+def shift_offsets(shifts):
     """Pixel offsets (per axis) at which the dense nets also run: ``shifts`` steps of
     STRIDE / shifts, so locations are STRIDE / shifts apart instead of STRIDE."""
     if shifts < 1 or STRIDE % shifts:
@@ -261,6 +264,7 @@ def dense_candidates(loc, task, classifier, records, scales, shifts=1, progress=
     cls_dense.hybridize(static_alloc=True)
     loc_forward = DenseForward(loc.mean_rgb, loc.ctx, flip=False)
     cls_forward = DenseForward(classifier.mean_rgb, classifier.ctx, flip=False)
+    offsets = shift_offsets(shifts)
     results, bar = [], _progress(len(records), "localise (dense)", progress)
     for position in range(len(records)):
         image, _, _, (width, height) = records.get(position)
@@ -268,8 +272,8 @@ def dense_candidates(loc, task, classifier, records, scales, shifts=1, progress=
         for scale in scales:
             rescaled = rescale_shorter_side(image, scale)
             ratio = (width / rescaled.shape[1], height / rescaled.shape[0])
-            for dy in shift_offsets(shifts, crop):
-                for dx in shift_offsets(shifts, crop):
+            for dy in offsets:
+                for dx in offsets:
                     if min(rescaled.shape[0] - dy, rescaled.shape[1] - dx) < crop:
                         continue
                     part = np.ascontiguousarray(rescaled[dy:, dx:])
@@ -320,12 +324,9 @@ def guesses_from_candidates(results, threshold=MERGE_THRESHOLD):
 # --- running it and the reports ----------------------------------------------------------
 
 def _truths(records):
-    truths, sizes = [], []
-    for position in range(len(records)):
-        _, _, truth, size = records.get(position)
-        truths.append(truth)
-        sizes.append(size)
-    return truths, sizes
+    """Every image's ground truth and source size, from the record headers."""
+    found = [records.truth(position)[1:] for position in range(len(records))]
+    return [truth for truth, _ in found], [size for _, size in found]
 
 
 def _baselines(guesses, sizes):
@@ -366,6 +367,7 @@ def localise(params, data, out_dir, mode="center", scales=None, classifier=None,
     if mode == "dense" and not classifier:
         raise VggError("--mode dense needs --classifier: the classification net whose "
                        "scores choose the classes (Appendix A.2)")
+    shift_offsets(shifts)  # refused before any work
     check_output(out_dir, KIND, inputs=[params, data, classifier, devkit], overwrite=overwrite)
     loc, task, classes = load_localiser(params, devices)
     if isinstance(scales, str):

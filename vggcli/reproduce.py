@@ -173,6 +173,20 @@ def train_flags(protocol):
     return flags
 
 
+def _train_job(protocol, out, seed, name, net, scale, lr, epochs, extra, deps):
+    """The job of one ``vgg train`` run of the study (``extra``: its own flags), resumed
+    from its checkpoints when an earlier attempt left some."""
+    where = paths(out)
+    folder = os.path.join(where["runs"], "s%d" % seed, name)
+    argv = ["train", "--net", net, "--data", where["data"], "--out", folder,
+            "--scale", str(protocol["scales"][scale]["train"]), "--lr", str(lr),
+            "--epochs", str(epochs), "--seed", str(seed), "--workers", "0", "--keep", "1",
+            "--quiet"] + train_flags(protocol) + extra
+    return Job("train s%d/%s" % (seed, name), argv, deps, os.path.join(folder, "final.params"),
+               resume_argv=["train", "--resume", folder, "--quiet"],
+               resumable=os.path.join(folder, "checkpoints"), cost=epochs)
+
+
 def plan_jobs(protocol, out):
     """Every job of the study, parents before children (the order they are started in:
     the pixel baseline first, then seeds interleaved, so the cores share the long
@@ -181,26 +195,17 @@ def plan_jobs(protocol, out):
     scales = protocol["scales"]
     val = os.path.join(where["data"], "val.rec")
     jobs = []
-    common = train_flags(protocol)
     for name, run in protocol["runs"].items():
         for seed in protocol["seeds"]:
-            folder = os.path.join(where["runs"], "s%d" % seed, name)
-            argv = ["train", "--net", run["net"], "--data", where["data"], "--out", folder,
-                    "--scale", str(scales[run["scale"]]["train"]), "--lr", str(run["lr"]),
-                    "--epochs", str(run["epochs"]), "--seed", str(seed), "--workers", "0",
-                    "--keep", "1", "--quiet"] + common
-            deps = []
+            extra, deps = [], []
             if run.get("parent"):
                 parent = protocol["runs"][run["parent"]]
                 flag = "--finetune-from" if parent["net"] == run["net"] else "--init-from"
-                argv += [flag, os.path.join(where["runs"], "s%d" % seed, run["parent"],
+                extra = [flag, os.path.join(where["runs"], "s%d" % seed, run["parent"],
                                             "best.params")]
                 deps.append("train s%d/%s" % (seed, run["parent"]))
-            jobs.append(Job("train s%d/%s" % (seed, name), argv, deps,
-                            os.path.join(folder, "final.params"),
-                            resume_argv=["train", "--resume", folder, "--quiet"],
-                            resumable=os.path.join(folder, "checkpoints"),
-                            cost=run["epochs"]))
+            jobs.append(_train_job(protocol, out, seed, name, run["net"], run["scale"],
+                                   run["lr"], run["epochs"], extra, deps))
     for name, run in protocol["runs"].items():
         for seed in protocol["seeds"]:
             folder = os.path.join(where["eval"], "s%d" % seed, name)
@@ -253,25 +258,18 @@ def localisation_jobs(protocol, out):
     where = paths(out)
     loc, scales = protocol["localisation"], protocol["scales"]
     val = os.path.join(where["data"], "val.rec")
-    jobs, common = [], train_flags(protocol)
+    jobs = []
     for seed in protocol["seeds"]:
         runs = os.path.join(where["runs"], "s%d" % seed)
         tests = os.path.join(where["localise"], "s%d" % seed)
         for name, run in loc["runs"].items():
             parent = protocol["runs"][run["parent"]]
-            folder = os.path.join(runs, "loc-" + name)
-            argv = ["train", "--net", parent["net"], "--data", where["data"], "--out", folder,
-                    "--task", run["task"], "--train-layers", run["layers"],
-                    "--scale", str(scales[parent["scale"]]["train"]), "--lr", str(loc["lr"]),
-                    "--epochs", str(loc["epochs"]), "--seed", str(seed), "--workers", "0",
-                    "--keep", "1", "--quiet", "--finetune-from",
-                    os.path.join(runs, run["parent"], "best.params")] + common
-            jobs.append(Job("train s%d/loc-%s" % (seed, name), argv,
-                            ["train s%d/%s" % (seed, run["parent"])],
-                            os.path.join(folder, "final.params"),
-                            resume_argv=["train", "--resume", folder, "--quiet"],
-                            resumable=os.path.join(folder, "checkpoints"),
-                            cost=loc["epochs"]))
+            jobs.append(_train_job(
+                protocol, out, seed, "loc-" + name, parent["net"], parent["scale"], loc["lr"],
+                loc["epochs"], ["--task", run["task"], "--train-layers", run["layers"],
+                                "--finetune-from",
+                                os.path.join(runs, run["parent"], "best.params")],
+                ["train s%d/%s" % (seed, run["parent"])]))
         for name in loc["table8"]:
             parent = protocol["runs"][loc["runs"][name]["parent"]]
             folder = os.path.join(tests, "center-" + name)

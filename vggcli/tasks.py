@@ -52,9 +52,10 @@ def chosen_box(F, out, label, classes):
 
 def center_iou(a, b):
     """IoU of (cx, cy, w, h) boxes row by row (continuous coordinates, numpy)."""
-    a0, a1 = a[:, :2] - a[:, 2:] / 2, a[:, :2] + a[:, 2:] / 2
-    b0, b1 = b[:, :2] - b[:, 2:] / 2, b[:, :2] + b[:, 2:] / 2
-    overlap = np.clip(np.minimum(a1, b1) - np.maximum(a0, b0), 0, None).prod(axis=1)
+    from .localisation import center_to_box
+    a_box, b_box = center_to_box(a), center_to_box(b)
+    overlap = np.clip(np.minimum(a_box[:, 2:], b_box[:, 2:]) -
+                      np.maximum(a_box[:, :2], b_box[:, :2]), 0, None).prod(axis=1)
     union = np.clip(a[:, 2:], 0, None).prod(axis=1) + b[:, 2:].prod(axis=1) - overlap
     return np.where(union > 0, overlap / np.maximum(union, 1e-12), 0.0)
 

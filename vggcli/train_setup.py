@@ -68,6 +68,27 @@ def build_net(cfg, classes):
                      crop_size=cfg["crop_size"])
 
 
+def _copy_params(net, arrays, keys, option, path, ctx, may_differ=False):
+    """Copy ``keys`` of a params file's ``arrays`` into ``net``: a missing key or
+    another shape is refused, except that with ``may_differ`` fc8 of another shape
+    (a classifier's, for a localisation net) is left as it is. Returns the keys
+    copied."""
+    params = net._collect_params_with_prefix()
+    copied = []
+    for key in keys:
+        if key not in arrays:
+            raise VggError("%s %s has no %s" % (option, path, key))
+        if tuple(arrays[key].shape) != tuple(params[key].shape):
+            if may_differ and key.startswith("fc8."):
+                continue
+            raise VggError("%s %s: %s is %s there but %s in net %s (different width, classes "
+                           "or crop size?)" % (option, path, key, tuple(arrays[key].shape),
+                                               tuple(params[key].shape), net.config))
+        params[key].set_data(arrays[key].as_in_context(ctx[0]))
+        copied.append(key)
+    return copied
+
+
 def init_from_a(net, path, ctx):
     """Copy net A's conv1_1, conv2_1, conv3_1, conv3_2, fc6, fc7, fc8 into ``net``."""
     from .models import describe_meta, read_params
@@ -76,22 +97,9 @@ def init_from_a(net, path, ctx):
     if meta and meta.get("net") not in ("A", "A-LRN"):
         raise VggError("--init-from %s holds %s; the paper initialises from net A"
                        % (path, describe_meta(meta)))
-    params = net._collect_params_with_prefix()
-    copied = []
-    for layer in A_LAYERS:
-        prefix = ("features.%s" % layer) if layer.startswith("conv") else layer
-        for kind in ("weight", "bias"):
-            key = "%s.%s" % (prefix, kind)
-            if key not in arrays:
-                raise VggError("--init-from %s has no %s" % (path, key))
-            if tuple(arrays[key].shape) != tuple(params[key].shape):
-                raise VggError("--init-from %s: %s is %s there but %s in net %s (different "
-                               "width, classes or crop size?)" % (
-                                   path, key, tuple(arrays[key].shape),
-                                   tuple(params[key].shape), net.config))
-            params[key].set_data(arrays[key].as_in_context(ctx[0]))
-            copied.append(key)
-    return copied
+    keys = ["%s.%s" % (("features.%s" % layer) if layer.startswith("conv") else layer, kind)
+            for layer in A_LAYERS for kind in ("weight", "bias")]
+    return _copy_params(net, arrays, keys, "--init-from", path, ctx)
 
 
 def init_from_classifier(net, path, ctx):
@@ -107,19 +115,8 @@ def init_from_classifier(net, path, ctx):
     if differs:
         raise VggError("--finetune-from %s holds %s, but this run trains %s"
                        % (path, describe_meta(meta), describe_meta(wanted)))
-    params = net._collect_params_with_prefix()
-    kept = []
-    for key, param in params.items():
-        if key not in arrays:
-            raise VggError("--finetune-from %s has no %s" % (path, key))
-        if tuple(arrays[key].shape) != tuple(param.shape):
-            if not key.startswith("fc8."):
-                raise VggError("--finetune-from %s: %s is %s there, %s here" % (
-                    path, key, tuple(arrays[key].shape), tuple(param.shape)))
-            continue
-        param.set_data(arrays[key].as_in_context(ctx[0]))
-        kept.append(key)
-    return kept
+    return _copy_params(net, arrays, list(net._collect_params_with_prefix()),
+                        "--finetune-from", path, ctx, may_differ=True)
 
 
 def _push_then_pull_trainer():
