@@ -65,3 +65,51 @@ def test_the_scaling_model_is_the_stated_formula():
     moved = 3 / 4 * 4 * 138357544 * 2 / (10e9 / 8)  # seconds on the wire per step
     assert slow == pytest.approx(256 * 0.01 / (64 * 0.01 + moved))
     assert slow < compressed < 4
+
+
+def test_native_logs_are_silenced_and_stderr_restored(capfd):
+    """What C++ writes to file descriptor 2 (as ImageRecordIter's log lines) is dropped
+    inside the block; the descriptor works again after it, also after an error."""
+    import os
+    with bench_common.native_logs_silenced():
+        os.write(2, b"ImageRecordIOParser2: from the C++ side\n")
+    with pytest.raises(RuntimeError):
+        with bench_common.native_logs_silenced():
+            raise RuntimeError("inside")
+    os.write(2, b"after\n")
+    assert capfd.readouterr().err == "after\n"
+
+
+def test_step_rates_leave_out_the_first_interval_and_count_every_worker(tmp_path):
+    """Worker 0 logs the images of its own share of each batch; the first interval
+    includes building the graph."""
+    import json
+    events = [dict(event="iter", images_per_second=r) for r in (5.0, 100.0, 120.0)]
+    events.append(dict(event="epoch", iteration=30, val_top1_err=0.5))
+    (tmp_path / "log.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    assert bench_peers._step_rates(str(tmp_path)) == [100.0, 120.0]
+    assert bench_peers._step_rates(str(tmp_path), workers=2) == [200.0, 240.0]
+
+
+def _timed_steps_with(peaks, reps, settle, capsys):
+    """Runs the peer scripts' timed_steps with ``peaks[k]`` the peak RSS after step k + 1;
+    returns (steps run, printed peak)."""
+    namespace = {}
+    exec(bench_peers._PEAK_RSS, namespace)
+    calls = []
+    namespace["peak_rss_mb"] = lambda: peaks[len(calls) - 1]
+    namespace["timed_steps"](lambda: calls.append(1), 16, reps, settle)
+    return len(calls), float(capsys.readouterr().out.split()[-1])
+
+
+def test_memory_steps_continue_until_the_peak_settles(capsys):
+    """Ours grows at the third and fourth training steps (measured: 3,683, 3,686, 3,882,
+    4,068, 4,070 MB): a process that stopped at its minimum steps reported 3,686 MB."""
+    grows = [3683, 3686, 3882, 4068, 4070, 4070, 4070, 4070, 4070, 4070]
+    assert _timed_steps_with(grows, 1, False, capsys) == (2, 3686)
+    steps, peak = _timed_steps_with(grows, 1, True, capsys)
+    assert steps == 6 and peak == 4070  # warm-up, then 5 timed: two flat after the growth
+    flat = [3100, 3180] + [3183] * 10
+    assert _timed_steps_with(flat, 5, True, capsys) == (6, 3183)  # the minimum suffices
+    endless = [1000 * 1.02 ** k for k in range(30)]  # never settles: 8 steps more at most
+    assert _timed_steps_with(endless, 2, True, capsys)[0] == 1 + 2 + 8

@@ -1,6 +1,9 @@
 """What every benchmark shares: timed rounds after a warm-up, the two sides
 alternated, GluonCV's VGG-16 as a same-kernel peer, and the result row, which
 shows the median of at least ROUNDS timings with their minimum and maximum."""
+import contextlib
+import os
+import sys
 import time
 from statistics import median
 
@@ -32,6 +35,21 @@ def _interleave(sides, rounds, once=()):
                 result = fn()
                 runs[name] += result if isinstance(result, list) else [result]
     return runs
+
+
+@contextlib.contextmanager
+def native_logs_silenced():
+    """File descriptor 2 to /dev/null: MXNet's C++ parts (ImageRecordIter's "ImageRecordIOParser2"
+    lines) write to std::cerr, which Python's own stderr redirection cannot reach."""
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def _gluoncv_pair():

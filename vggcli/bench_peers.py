@@ -18,19 +18,32 @@ from .bench_common import ROUNDS, _interleave, _row, _timed_rates
 # Peak RSS of this process's own memory: VmHWM. Not ru_maxrss, which a child inherits
 # from the parent it was forked from (the bench process, several GB by then).
 _PEAK_RSS = """
+import time
 def peak_rss_mb():
     with open("/proc/self/status") as f:
         for line in f:
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024.0
+def timed_steps(step, batch, reps, settle):
+    # after a warm-up step, at least reps timed steps; with settle, more (8 at most) until
+    # two steps in a row leave the peak RSS within 1%: MXNet's oneDNN adds a buffer the
+    # size of conv1's output at VGG-D's third and fourth training steps
+    step()
+    rates, flat, last = [], 0, peak_rss_mb()
+    while len(rates) < reps or (settle and flat < 2 and len(rates) < reps + 8):
+        t = time.perf_counter(); step(); rates.append(batch / (time.perf_counter() - t))
+        now = peak_rss_mb()
+        flat, last = (flat + 1 if now <= last * 1.01 else 0), now
+    print(",".join("%.6g" % r for r in rates), peak_rss_mb())
 """
 
 # VGG-16 (net D) in plain torch.nn for the PyTorch peers. argv: threads, task (infer or
 # train), batch, repetitions, variant (eager, compile, bf16: bf16 weights, autocast: bf16
-# autocast). Prints the median images/s and the peak RSS in MB.
+# autocast), settle (1: step until the peak RSS settles). Prints the images/s of each
+# timed step and the peak RSS in MB.
 _TORCH_VGG16 = _PEAK_RSS + """
 import sys, time, torch, torch.nn as nn
-threads, task, batch, reps, variant = sys.argv[1:6]
+threads, task, batch, reps, variant, settle = sys.argv[1:7]
 batch, reps, train = int(batch), int(reps), task == "train"
 torch.set_num_threads(int(threads))
 layers, c = [], 3
@@ -62,21 +75,19 @@ else:
     def step():
         with torch.inference_mode(), autocast():
             model(x)
-for _ in range(2 if variant == "compile" else 1):
+if variant == "compile":  # the first call compiles
     step()
-rates = []
-for _ in range(reps):
-    t = time.perf_counter(); step(); rates.append(batch / (time.perf_counter() - t))
-print(",".join("%.6g" % r for r in rates), peak_rss_mb())
+timed_steps(step, batch, reps, settle == "1")
 """
 
 # Our net D, the same way. argv: task, batch, repetitions, dtype, micro-batches (training:
-# the batch's gradient accumulated over them, as vgg train --accumulate). Prints images/s
-# and peak RSS in MB, or "unsupported <why>" where this CPU cannot run the dtype.
+# the batch's gradient accumulated over them, as vgg train --accumulate), settle (as the
+# PyTorch script). Prints images/s and peak RSS in MB, or "unsupported <why>" where this
+# CPU cannot run the dtype.
 _OURS_VGG16 = _PEAK_RSS + """
 import sys, time
 task, batch, reps, dtype = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-micro = int(sys.argv[5])
+micro, settle = int(sys.argv[5]), sys.argv[6] == "1"
 import vggcli
 vggcli.configure()  # as the vgg command: threads, AMX, quiet logs
 from vggcli import precision
@@ -114,11 +125,7 @@ else:
     forward = precision.convert_for_inference(net, dtype, x[:1].asnumpy(), [mx.cpu()])
     def step():
         forward(x).wait_to_read()
-step()
-rates = []
-for _ in range(reps):
-    t = time.perf_counter(); step(); rates.append(batch / (time.perf_counter() - t))
-print(",".join("%.6g" % r for r in rates), peak_rss_mb())
+timed_steps(step, batch, reps, settle)
 """
 
 
@@ -131,10 +138,12 @@ def _has_torch():
         return False
 
 
-def _run_torch(task, batch, repeats, variant, threads):
-    """(images/s, peak RSS MB) of the PyTorch VGG-16, in its own process."""
+def _run_torch(task, batch, repeats, variant, threads, settle=False):
+    """(images/s, peak RSS MB) of the PyTorch VGG-16, in its own process; ``settle``: more
+    steps until the peak RSS stops growing."""
     out = subprocess.run([sys.executable, "-c", _TORCH_VGG16, str(threads), task, str(batch),
-                          str(repeats), variant], capture_output=True, text=True, check=True)
+                          str(repeats), variant, "1" if settle else "0"], capture_output=True,
+                         text=True, check=True)
     return _rates_and_rss(out.stdout)
 
 
@@ -144,12 +153,13 @@ def _rates_and_rss(stdout):
     return [float(r) for r in rates.split(",")], float(rss)
 
 
-def _run_ours(task, batch, repeats, dtype="float32", env=None, micro=1):
+def _run_ours(task, batch, repeats, dtype="float32", env=None, micro=1, settle=False):
     """(images/s, peak RSS MB) of our net D in its own process, or None where this CPU
-    cannot run ``dtype``; ``micro``: training micro-batches (vgg train --accumulate)."""
+    cannot run ``dtype``; ``micro``: training micro-batches (vgg train --accumulate);
+    ``settle``: more steps until the peak RSS stops growing."""
     out = subprocess.run([sys.executable, "-c", _OURS_VGG16, task, str(batch), str(repeats),
-                          dtype, str(micro)], capture_output=True, text=True, check=True,
-                         env=env)
+                          dtype, str(micro), "1" if settle else "0"], capture_output=True,
+                         text=True, check=True, env=env)
     if out.stdout.startswith("unsupported"):
         print("bench: %s" % out.stdout.split(" ", 1)[1].strip(), file=sys.stderr)
         return None
@@ -195,7 +205,7 @@ def bench_torch_inference(batches=(1, 16), repeats=3, rounds=2):
     return rows
 
 
-def bench_threads(batch=4, repeats=3, rounds=2):
+def bench_threads(batch=1, repeats=4, rounds=2):
     """Our default thread count (every core) vs one OpenMP thread, MXNet 1.9.1's own
     default on this machine: VGG-D fp32 inference."""
     from ._env import available_cores
@@ -243,16 +253,19 @@ def bench_bfloat16(batch=16, repeats=3, rounds=2):
     return rows
 
 
-def bench_dense_vs_multicrop(scales=(256, 384, 512)):
+def bench_dense_vs_multicrop(scales=(256, 384, 512), rounds=ROUNDS):
     """Per image, over Q in {256, 384, 512} with flips: dense (6 passes on whole images)
-    vs multi-crop (150 crops of 224), VGG-D."""
+    vs multi-crop (150 crops of 224), VGG-D. Each round times the whole dense evaluation
+    and one scale's 50 crops, the scales in turn: every scale's crops are the same 50
+    forward passes at 224 x 224, so an image's multi-crop time is 3x one scale's (timing
+    all 150 in every round would add two minutes to the bench)."""
     from skimage import data
 
     import mxnet as mx
 
     from vggcli import models
     from vggcli.data import rescale_shorter_side
-    from vggcli.evaluate import Evaluator
+    from vggcli.evaluate import Evaluator, grid_crops
 
     net = models.initialize(models.get_model("D"), seed=0)
     evaluator = Evaluator(net, [120, 115, 100], [mx.cpu()], batch_size=16, flip=True)
@@ -260,18 +273,28 @@ def bench_dense_vs_multicrop(scales=(256, 384, 512)):
     images = [rescale_shorter_side(photo, q) for q in scales]
     for image in images:  # warm-up: one graph per shape
         evaluator.dense_posteriors([image])
-    evaluator.multicrop_posteriors([images[0]])
-    start = time.perf_counter()
-    for image in images:
-        evaluator.dense_posteriors([image])
-    dense = time.perf_counter() - start
-    start = time.perf_counter()
-    for image in images:
+    crops = grid_crops(images[0], 224)
+    for count in (16, len(crops) % 16):  # the crop batches' two shapes (50 = 3 x 16 + 2)
+        evaluator.forward.run(net, crops[:count])
+
+    def dense():
+        start = time.perf_counter()
+        for image in images:
+            evaluator.dense_posteriors([image])
+        return 1 / (time.perf_counter() - start)
+
+    def crops(image):
+        start = time.perf_counter()
         evaluator.multicrop_posteriors([image])
-    crops = time.perf_counter() - start
+        return 1 / (len(images) * (time.perf_counter() - start))
+    rates = {"dense": [], "crops": []}
+    for k in range(rounds):
+        rates["dense"].append(dense())
+        rates["crops"].append(crops(images[k % len(images)]))
     return [_row("VGG-D eval of a 4:3 image, Q=256,384,512 + flips: dense vs 150 crops",
-                 1 / dense, 1 / crops, "ours, multi-crop", 5.0, "images/s",
-                 note="dense %.1fs, multi-crop %.1fs per image" % (dense, crops))]
+                 rates["dense"], rates["crops"], "ours, multi-crop", 5.0, "images/s",
+                 note="dense %.1f s, multi-crop %.1f s per image (medians)"
+                 % (1 / median(rates["dense"]), 1 / median(rates["crops"])))]
 
 
 def _loopback_bytes():
@@ -287,62 +310,109 @@ def _loopback_bytes():
     return None
 
 
-def _final_val_error(run_dir):
+def _log_events(run_dir, event):
     import json
     with open(os.path.join(run_dir, "log.jsonl")) as f:
-        epochs = [json.loads(line) for line in f if '"event": "epoch"' in line]
-    return epochs[-1]["val_top1_err"], epochs[-1]["iteration"]
+        return [record for record in map(json.loads, f) if record.get("event") == event]
 
 
-def bench_distributed(epochs=1):
-    """1/8-width net A on the digits: 2 dist_sync workers (+1 server) vs 1 process, and
-    with 2-bit gradient compression: bytes sent per step over loopback (measured from
-    the kernel's counters), time, and the validation error after ``epochs`` (same
-    seed). With 2 cores this shows ps-lite's overhead, not a speed-up."""
+def _step_rates(run_dir, workers=1):
+    """images/s of every logged interval of a run but the first (graph building), all
+    workers together (worker 0 logs its own share of each batch)."""
+    return [workers * e["images_per_second"] for e in _log_events(run_dir, "iter")[1:]]
+
+
+def _digits_records(work):
+    """The digits (sklearn's 1,797 scans) packed into ``work``/data; returns that folder."""
     from data_tools import pack as packing
     from data_tools.digits import write_digits
 
+    write_digits(os.path.join(work, "raw"))
+    splits, classes, source = packing.plan_folder(
+        os.path.join(work, "raw"), synsets=os.path.join(work, "raw", "synsets.txt"))
+    packing.pack(splits, classes, os.path.join(work, "data"), packing.PackSettings(),
+                 source, progress=False)
+    return os.path.join(work, "data")
+
+
+def _small_net_args(data, out, *extra):
+    """vgg train arguments of a 1/8-width net A on the digits (32 px crops)."""
+    return ["train", "--net", "A", "--data", data, "--width-mult", "0.125", "--crop-size",
+            "32", "--scale", "36", "--batch-size", "32", "--init", "xavier", "--quiet",
+            "--out", out] + list(extra)
+
+
+def bench_distributed(epochs=1, log_every=5):
+    """1/8-width net A on the digits: 2 dist_sync workers (+1 server) vs 1 process, and
+    with 2-bit gradient compression, bytes sent per step over loopback (measured from
+    the kernel's counters). Speeds are per logged interval of ``log_every`` steps (the
+    first left out). With 2 cores this shows ps-lite's overhead, not a speed-up."""
     work = tempfile.mkdtemp(prefix="vgg-bench-dist-")
     try:
-        write_digits(os.path.join(work, "raw"))
-        splits, classes, source = packing.plan_folder(
-            os.path.join(work, "raw"), synsets=os.path.join(work, "raw", "synsets.txt"))
-        packing.pack(splits, classes, os.path.join(work, "data"), packing.PackSettings(),
-                     source, progress=False)
-        args = ["train", "--net", "A", "--data", os.path.join(work, "data"), "--width-mult",
-                "0.125", "--fc-width", "32", "--crop-size", "32", "--scale", "36",
-                "--batch-size", "32", "--epochs", str(epochs), "--init", "xavier", "--quiet"]
+        data = _digits_records(work)
         runs = {}
         for name, extra, launched in (("one", [], False), ("dist", [], True),
                                       ("2bit", ["--gradient-compression", "2bit:0.5"], True)):
             out = os.path.join(work, name)
+            args = _small_net_args(data, out, "--fc-width", "32", "--epochs", str(epochs),
+                                   "--log-every", str(log_every), *extra)
             command = [sys.executable, "-m", "vggcli"] + (
-                ["launch", "-n", "2", "-s", "1", "--", "vgg"] if launched else []) + args + \
-                extra + (["--kvstore", "dist_sync"] if launched else []) + ["--out", out]
+                ["launch", "-n", "2", "-s", "1", "--", "vgg"] + args + ["--kvstore", "dist_sync"]
+                if launched else args)
             sent, start = _loopback_bytes(), time.perf_counter()
             subprocess.run(command, check=True, capture_output=True)
             seconds = time.perf_counter() - start
-            error, steps = _final_val_error(out)
+            steps = _log_events(out, "epoch")[-1]["iteration"]
             after = _loopback_bytes()
-            runs[name] = dict(seconds=seconds, error=error, steps=steps,
+            runs[name] = dict(seconds=seconds, rates=_step_rates(out, 2 if launched else 1),
                               bytes=(after - sent) / steps if None not in (sent, after)
                               else float("nan"))
-        images = 1438 * epochs
         return [
             _row("training, 1/8-width net A on digits: 2 dist_sync workers vs 1 process",
-                 images / runs["dist"]["seconds"], images / runs["one"]["seconds"],
-                 "ours, 1 process", 0.0, "images/s",
-                 note="2 cores: overhead, not speed-up; whole commands, 1 round each"),
+                 runs["dist"]["rates"], runs["one"]["rates"], "ours, 1 process", 0.0,
+                 "images/s", note="2 cores: overhead, not speed-up; per %d steps, both "
+                                  "workers' images" % log_every),
             _row("dist_sync bytes sent per step over loopback: 2-bit compression vs none",
                  runs["2bit"]["bytes"], runs["dist"]["bytes"], "no compression", 1.5,
                  "bytes/step", higher_is_better=False,
-                 note="all processes, from /proc/net/dev; pushes shrink 16x, the pulled "
-                      "weights do not: at most 2 / (1 + 1/16) = 1.88x; compressed run "
-                      "%.0f s vs %.0f s" % (runs["2bit"]["seconds"], runs["dist"]["seconds"])),
-            _row("val top-1 error after %d epochs: 2-bit compression vs none (same seed)"
-                 % epochs, runs["2bit"]["error"], runs["dist"]["error"], "no compression",
-                 0.0, "error", higher_is_better=False,
-                 note="one seed: a difference under a few points is noise")]
+                 note="all processes, from /proc/net/dev, over a whole run; pushes shrink "
+                      "16x, the pulled weights do not: at most 2 / (1 + 1/16) = 1.88x; "
+                      "compressed run %.0f s vs %.0f s"
+                      % (runs["2bit"]["seconds"], runs["dist"]["seconds"]))]
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def bench_compression_accuracy(seeds=(0, 1), epochs=6, threshold=0.5):
+    """What 2-bit gradient compression costs in accuracy: 1/8-width net A (128-wide
+    fc6/fc7, no dropout) on the digits, two devices of this CPU (kvstore device: MXNet's
+    same quantizer and error feedback as dist_sync, without ps-lite's overhead), the lr
+    held at 0.01 for ``epochs`` epochs so the schedule cannot differ between the runs;
+    the best validation top-1 error of each seed, with and without compression, runs
+    alternated."""
+    work = tempfile.mkdtemp(prefix="vgg-bench-2bit-")
+    try:
+        data = _digits_records(work)
+        errors = {"none": [], "2bit": []}
+        for seed in seeds:
+            for name, extra in (("none", []), ("2bit", ["--gradient-compression",
+                                                       "2bit:%g" % threshold])):
+                out = os.path.join(work, "%s-%d" % (name, seed))
+                args = _small_net_args(data, out, "--fc-width", "128", "--dropout", "0",
+                                       "--epochs", str(epochs), "--patience", str(epochs + 1),
+                                       "--devices", "cpu:0,1", "--kvstore", "device",
+                                       "--seed", str(seed), *extra)
+                subprocess.run([sys.executable, "-m", "vggcli"] + args, check=True,
+                               capture_output=True)
+                errors[name].append(min(e["val_top1_err"]
+                                        for e in _log_events(out, "epoch")))
+        return [_row("best val top-1 error in %d epochs, 2 devices: 2-bit:%g compression vs "
+                     "none" % (epochs, threshold), errors["2bit"], errors["none"],
+                     "no compression", 0.0, "error", higher_is_better=False,
+                     note="seeds %s: %s with, %s without" % (
+                         ",".join(map(str, seeds)),
+                         " ".join("%.3f" % e for e in errors["2bit"]),
+                         " ".join("%.3f" % e for e in errors["none"])))]
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -377,7 +447,7 @@ def bench_scaling(batch=256):
     """The modelled speed-up table (``scaling_model``) for VGG-D from this machine's
     measured training step, beside the paper's 3.75x on 4 GPUs."""
     from vggcli import models
-    rate = _MEASURED.get(("train", 16)) or median(_run_ours("train", 16, 3)[0])
+    rate = _MEASURED.get(("train", TRAIN_BATCH)) or median(_run_ours("train", TRAIN_BATCH, 3)[0])
     params = models.count_params(models.get_model("D"))  # 138,357,544
     rows = []
     for compression, label in ((1, "fp32 gradients"), (16, "2-bit pushes")):
@@ -394,31 +464,39 @@ def bench_scaling(batch=256):
 
 
 MICRO = 4  # micro-batches of the --accumulate memory row
+TRAIN_BATCH = 16  # of the training rows
 
 
-def bench_torch_training(batch=16, steps=3, rounds=2):
+def bench_torch_training(batch=TRAIN_BATCH, steps=ROUNDS):
     """VGG-D training step (forward, backward, SGD with momentum and weight decay) and the
-    process's peak RSS, ours vs PyTorch eager channels_last; each side in its own process."""
+    process's peak RSS, ours (one pass, and with --accumulate) vs PyTorch eager
+    channels_last, each in its own process, which takes at least ``steps`` timed steps
+    and more until its peak RSS has settled (ours grows until the fourth step, PyTorch's
+    until the second; measured over eight). One process per side: a VGG-D step at batch
+    16 takes 14-21 s on 2 cores, and a second round of each would add four minutes."""
     if not _has_torch():
         return []
     from ._env import available_cores
 
     cores = available_cores()
-    result = _alternate({"ours": lambda: _run_ours("train", batch, steps),
-                         "accumulate": lambda: _run_ours("train", batch, 1, micro=MICRO),
-                         "torch": lambda: _run_torch("train", batch, steps, "eager", cores)},
-                        rounds, once=("accumulate",))  # its memory, not its speed
+    result = _alternate({"ours": lambda: _run_ours("train", batch, steps, settle=True),
+                         "torch": lambda: _run_torch("train", batch, steps, "eager", cores,
+                                                     settle=True),
+                         "accumulate": lambda: _run_ours("train", batch, 2, micro=MICRO,
+                                                         settle=True)}, 1)
     _MEASURED["train", batch] = median(result["ours"][0])
     return [_row("VGG-D training step, 224, batch %d" % batch, result["ours"][0],
                  result["torch"][0], "PyTorch channels_last", 1.0, "images/s"),
             _row("VGG-D training peak RSS, batch %d" % batch, result["ours"][1],
                  result["torch"][1], "PyTorch", 1.0, "MB", higher_is_better=False,
-                 note="one pass of the whole batch (the same-batch figure)"),
+                 note="one pass of the whole batch (the same-batch figure); after %d and %d "
+                      "steps" % (len(result["ours"][0]) + 1, len(result["torch"][0]) + 1)),
             _row("VGG-D training peak RSS, batch %d as %d x %d (--accumulate %d)"
                  % (batch, MICRO, batch // MICRO, MICRO), result["accumulate"][1],
-                 result["torch"][1],
-                 "PyTorch, one batch of %d" % batch, 1.0, "MB", higher_is_better=False,
-                 note="the same update; %.2f images/s" % median(result["accumulate"][0]))]
+                 result["torch"][1], "PyTorch, one batch of %d" % batch, 1.0, "MB",
+                 higher_is_better=False,
+                 note="the same update; %.2f images/s; after %d steps"
+                 % (median(result["accumulate"][0]), len(result["accumulate"][0]) + 1))]
 
 
 def physical_peak(info_path="/proc/cpuinfo", clock_ghz=None):
@@ -505,8 +583,9 @@ def _best_gemm(size, repeats):
     return results
 
 
-def bench_gflops(batch=16, repeats=ROUNDS, size=4096):
-    """Achieved GFLOP/s of VGG-D inference and training (batch 16) as a share of this
+def bench_gflops(batch=16, train_batch=TRAIN_BATCH, repeats=ROUNDS, size=4096):
+    """Achieved GFLOP/s of VGG-D inference (``batch``) and training (``train_batch``) as a
+    share of this
     machine's physical fp32 peak (``physical_peak``), and of the best GEMM measured here
     (MXNet, numpy, torch) as a second reference. The images/s come from the PyTorch
     comparisons when they ran, else from their own processes."""
@@ -522,16 +601,18 @@ def bench_gflops(batch=16, repeats=ROUNDS, size=4096):
     best = max(gemms, key=gemms.get)
     flops = 2.0 * models.multiply_adds("D") / 1e9  # 30.9 GFLOP per image
     infer = _MEASURED.get(("infer", batch)) or median(_run_ours("infer", batch, repeats)[0])
-    train = _MEASURED.get(("train", batch)) or median(_run_ours("train", batch, 3)[0])
+    train = _MEASURED.get(("train", train_batch)) or median(
+        _run_ours("train", train_batch, 3)[0])
     gemm_note = ", ".join("%s %.0f" % kv for kv in sorted(gemms.items()))
     rows = []
-    for task, achieved, note in (("inference", infer * flops, ""),
-                                 ("training", train * 3 * flops,
-                                  "; backward counted as 2x forward")):
-        rows.append(_row("VGG-D fp32 %s, batch %d, share of the physical peak" % (task, batch),
+    for task, size_of_batch, achieved, note in (
+            ("inference", batch, infer * flops, ""),
+            ("training", train_batch, train * 3 * flops, "; backward counted as 2x forward")):
+        rows.append(_row("VGG-D fp32 %s, batch %d, share of the physical peak"
+                         % (task, size_of_batch),
                          achieved, peak, "peak: " + formula, 0.0, "GFLOP/s",
                          note="direct convolution FLOPs%s" % note))
-        rows.append(_row("VGG-D fp32 %s, batch %d, vs the best GEMM here" % (task, batch),
+        rows.append(_row("VGG-D fp32 %s, batch %d, vs the best GEMM here" % (task, size_of_batch),
                          achieved, gemms[best], "%s %d^3" % (best, size), 0.7, "GFLOP/s",
                          note="GEMM GFLOP/s: " + gemm_note))
     rows.append(_row("best fp32 GEMM here, share of the physical peak", gemms[best], peak,
