@@ -24,6 +24,11 @@ def configure_environment(threads=None):
     # NOTE: MXNet prints "Subgraph backend MKLDNN is activated" on every bind.
     os.environ.setdefault("MXNET_SUBGRAPH_VERBOSE", "0")
     os.environ.setdefault("MXNET_QUANTIZATION_VERBOSE", "0")  # one line per layer
+    # MXNet keeps 4 CPU temp-space copies by default, each growing to the largest oneDNN
+    # reorder it served (conv1's output: 196 MiB at VGG-D batch 16); CPU operators run on
+    # one worker thread (MXNET_CPU_WORKER_NTHREADS=1), so one copy serves them all. VGG-D
+    # training at batch 16: peak 3,484 MB instead of 4,072, steps no slower (measured).
+    os.environ.setdefault("MXNET_CPU_TEMP_COPY", "1")
     if "mxnet" in sys.modules:  # too late for the variable: tell the runtime
         from mxnet.base import _LIB
         _LIB.MXSetNumOMPThreads(int(os.environ["OMP_NUM_THREADS"]))
