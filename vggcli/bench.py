@@ -196,23 +196,20 @@ def bench_pipeline(count=240, batch=32, batches=6):
                     seen += crops.shape[0]
             return seen
 
-        def theirs():
+        def theirs():  # ImageRecordIter logs from C++ on every reset
             with native_logs_silenced():
-                return their_epochs()
-
-        def their_epochs():
-            it = mx.io.ImageRecordIter(
-                path_imgrec=rec, path_imgidx=rec[:-4] + ".idx", data_shape=(3, 224, 224),
-                batch_size=batch, resize=256, min_random_scale=1.0, max_random_scale=2.0,
-                rand_crop=True, rand_mirror=True, pca_noise=0.1, mean_r=120, mean_g=115,
-                mean_b=100, shuffle=True, preprocess_threads=cores)
-            seen = 0
-            for _ in range(2):
-                it.reset()
-                for data_batch in it:
-                    data_batch.data[0].wait_to_read()
-                    seen += batch - data_batch.pad
-            return seen
+                it = mx.io.ImageRecordIter(
+                    path_imgrec=rec, path_imgidx=rec[:-4] + ".idx", data_shape=(3, 224, 224),
+                    batch_size=batch, resize=256, min_random_scale=1.0, max_random_scale=2.0,
+                    rand_crop=True, rand_mirror=True, pca_noise=0.1, mean_r=120, mean_g=115,
+                    mean_b=100, shuffle=True, preprocess_threads=cores)
+                seen = 0
+                for _ in range(2):
+                    it.reset()
+                    for data_batch in it:
+                        data_batch.data[0].wait_to_read()
+                        seen += batch - data_batch.pad
+                return seen
 
         rates = {"ours": [], "theirs": []}
         for _ in range(ROUNDS):

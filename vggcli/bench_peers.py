@@ -273,9 +273,9 @@ def bench_dense_vs_multicrop(scales=(256, 384, 512), rounds=ROUNDS):
     images = [rescale_shorter_side(photo, q) for q in scales]
     for image in images:  # warm-up: one graph per shape
         evaluator.dense_posteriors([image])
-    crops = grid_crops(images[0], 224)
-    for count in (16, len(crops) % 16):  # the crop batches' two shapes (50 = 3 x 16 + 2)
-        evaluator.forward.run(net, crops[:count])
+    grid = grid_crops(images[0], 224)
+    for count in (16, len(grid) % 16):  # the crop batches' two shapes (50 = 3 x 16 + 2)
+        evaluator.forward.run(net, grid[:count])
 
     def dense():
         start = time.perf_counter()
@@ -311,9 +311,8 @@ def _loopback_bytes():
 
 
 def _log_events(run_dir, event):
-    import json
-    with open(os.path.join(run_dir, "log.jsonl")) as f:
-        return [record for record in map(json.loads, f) if record.get("event") == event]
+    from .plots import read_jsonl
+    return read_jsonl(os.path.join(run_dir, "log.jsonl"), event)
 
 
 def _step_rates(run_dir, workers=1):
@@ -583,9 +582,8 @@ def _best_gemm(size, repeats):
     return results
 
 
-def bench_gflops(batch=16, train_batch=TRAIN_BATCH, repeats=ROUNDS, size=4096):
-    """Achieved GFLOP/s of VGG-D inference (``batch``) and training (``train_batch``) as a
-    share of this
+def bench_gflops(batch=TRAIN_BATCH, repeats=ROUNDS, size=4096):
+    """Achieved GFLOP/s of VGG-D inference and training (batch 16) as a share of this
     machine's physical fp32 peak (``physical_peak``), and of the best GEMM measured here
     (MXNet, numpy, torch) as a second reference. The images/s come from the PyTorch
     comparisons when they ran, else from their own processes."""
@@ -601,18 +599,16 @@ def bench_gflops(batch=16, train_batch=TRAIN_BATCH, repeats=ROUNDS, size=4096):
     best = max(gemms, key=gemms.get)
     flops = 2.0 * models.multiply_adds("D") / 1e9  # 30.9 GFLOP per image
     infer = _MEASURED.get(("infer", batch)) or median(_run_ours("infer", batch, repeats)[0])
-    train = _MEASURED.get(("train", train_batch)) or median(
-        _run_ours("train", train_batch, 3)[0])
+    train = _MEASURED.get(("train", batch)) or median(_run_ours("train", batch, 3)[0])
     gemm_note = ", ".join("%s %.0f" % kv for kv in sorted(gemms.items()))
     rows = []
-    for task, size_of_batch, achieved, note in (
-            ("inference", batch, infer * flops, ""),
-            ("training", train_batch, train * 3 * flops, "; backward counted as 2x forward")):
-        rows.append(_row("VGG-D fp32 %s, batch %d, share of the physical peak"
-                         % (task, size_of_batch),
+    for task, achieved, note in (("inference", infer * flops, ""),
+                                 ("training", train * 3 * flops,
+                                  "; backward counted as 2x forward")):
+        rows.append(_row("VGG-D fp32 %s, batch %d, share of the physical peak" % (task, batch),
                          achieved, peak, "peak: " + formula, 0.0, "GFLOP/s",
                          note="direct convolution FLOPs%s" % note))
-        rows.append(_row("VGG-D fp32 %s, batch %d, vs the best GEMM here" % (task, size_of_batch),
+        rows.append(_row("VGG-D fp32 %s, batch %d, vs the best GEMM here" % (task, batch),
                          achieved, gemms[best], "%s %d^3" % (best, size), 0.7, "GFLOP/s",
                          note="GEMM GFLOP/s: " + gemm_note))
     rows.append(_row("best fp32 GEMM here, share of the physical peak", gemms[best], peak,

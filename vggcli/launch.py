@@ -51,6 +51,21 @@ def read_hosts(path):
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
 
 
+def catch_stop_signals():
+    """(the STOP_SIGNALS received from now on, a function that puts the previous handlers
+    back). NOTE: a flag the supervising loop acts on, not an exception from the handler:
+    one raised there is lost when the signal lands inside a finaliser (Popen.__del__:
+    "Exception ignored"), and the job ran on."""
+    received = []
+    previous = {sig: signal.signal(sig, lambda signum, frame: received.append(signum))
+                for sig in STOP_SIGNALS}
+
+    def restore():
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return received, restore
+
+
 def _die_with_parent(launcher_pid):
     """In each job process before it runs: the kernel kills it if the launcher dies,
     even by SIGKILL, which no handler of the launcher's can see (Linux's parent-death
@@ -156,15 +171,10 @@ class Job:
         A worker that has printed nothing ``start_timeout`` seconds after the start
         is taken as unable to reach the scheduler (ps-lite would wait forever).
         """
-        streams, stopping = [], []
-
-        def terminated(signum, frame):  # the launcher itself is being stopped
-            # a flag the loop checks: an exception raised here is lost when the signal
-            # lands inside a finaliser (Popen.__del__), and the job would run on
-            stopping.append(signum)
-
-        # SIGHUP too: a closed ssh session must not leave the job running
-        previous = {sig: signal.signal(sig, terminated) for sig in STOP_SIGNALS}
+        streams = []
+        # the launcher itself being stopped; SIGHUP too: a closed ssh session must not
+        # leave the job running
+        stopping, restore_signals = catch_stop_signals()
         try:
             for role, index in self.roles:
                 name = role if role == "scheduler" else "%s %d" % (role, index)
@@ -204,8 +214,7 @@ class Job:
             self._fail("launcher", "interrupted")
         finally:
             self.stop()
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+            restore_signals()
             for thread in streams:
                 thread.join(timeout=2)
         if self.failure:

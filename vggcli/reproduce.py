@@ -308,16 +308,9 @@ def run_jobs(jobs, slots, logs, journal, progress=None):
     for job in jobs:
         if job.is_done():
             job.status = "kept"
-    from .launch import STOP_SIGNALS, _die_with_parent
+    from .launch import _die_with_parent, catch_stop_signals
 
-    stopping = []
-
-    def stop(signum, frame):
-        # NOTE: a flag, not an exception: raised from the handler, SystemExit was lost
-        # when the signal landed inside a finaliser (Popen.__del__: "Exception ignored"),
-        # and the study ran on; the loop below raises it within 0.2 s
-        stopping.append(signum)
-    previous = {sig: signal.signal(sig, stop) for sig in STOP_SIGNALS}
+    stopping, restore_signals = catch_stop_signals()  # the loop acts within 0.2 s
     running = {}  # name -> (Popen, start, log file)
     started = time.time()
     total = sum(job.status == "pending" for job in jobs)
@@ -379,8 +372,7 @@ def run_jobs(jobs, slots, logs, journal, progress=None):
             except subprocess.TimeoutExpired:
                 process.kill()
             log.close()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        restore_signals()
     counts = {}
     for job in jobs:
         counts[job.status] = counts.get(job.status, 0) + 1
