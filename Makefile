@@ -26,7 +26,7 @@ test-isa: install
 demo: install
 	$(BIN)/python -m vggcli.demo
 
-# the paper's findings, three seeds, verdicts: reproduce/REPORT.md and docs/reproduction.md
+# the paper's findings, five seeds, paired tests: docs/reproduction.md and .json
 reproduce: install
 	$(BIN)/python -m vggcli reproduce --copy-to docs/reproduction.md
 

@@ -45,9 +45,12 @@ def plan_folder(root, val_ratio=0.1, seed=0, synsets=None):
         if presplit:
             names |= set(sources.class_folders(os.path.join(root, "val")))
         classes = sources.ClassList(sorted(names))
+    test = []
     if presplit:
         train = sources.folder_items(train_root, classes)
         val = sources.folder_items(os.path.join(root, "val"), classes)
+        if os.path.isdir(os.path.join(root, "test")):  # a held-out split, packed as test.rec
+            test = sources.folder_items(os.path.join(root, "test"), classes)
     else:
         if not 0 <= val_ratio < 1:
             raise VggError("--val-ratio must be in [0, 1), got %r" % val_ratio)
@@ -55,6 +58,8 @@ def plan_folder(root, val_ratio=0.1, seed=0, synsets=None):
     splits = OrderedDict([("train", train)])
     if val:
         splits["val"] = val
+    if test:
+        splits["test"] = test
     source = dict(kind="folders", root=os.path.abspath(root), presplit=presplit,
                   val_ratio=None if presplit else val_ratio)
     return splits, classes, source

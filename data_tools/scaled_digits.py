@@ -13,8 +13,10 @@ on a light background and light on a dark one.
 
 The box of each placement is the bounding box of the scan's non-zero pixels, in
 canvas pixels (x0, y0, x1, y1; x1/y1 exclusive). Train and val are split by *scan*
-(stratified per class): no scan is in both, so val measures generalisation to
-new handwriting, not to new placements of seen digits. Everything follows from
+(stratified per class), and so is the optional test split (``test_ratio``): no
+scan is in two splits, so val and test measure generalisation to new handwriting,
+not to new placements of seen digits. Test scans may be placed more often
+(``test_per_scan``) for a larger test set. Everything follows from
 ``seed``.
 
 Written as ``train/<class>/``, ``val/<class>/`` PNGs, ``synsets.txt``,
@@ -82,27 +84,33 @@ def _background(photos, rng, canvas=CANVAS, contrast=0.5):
 
 
 def plan(seed=0, per_scan=3, val_ratio=0.2, limit=None, canvas=CANVAS,
-         sides=(MIN_SIDE, MAX_SIDE)):
+         sides=(MIN_SIDE, MAX_SIDE), test_ratio=0.0, test_per_scan=None):
     """[(split, label, scan index, placement, side, x, y)], deterministic for ``seed``;
-    val scans are chosen per class (round(val_ratio * n) of each)."""
+    val and test scans are chosen per class (round(val_ratio * n) and
+    round(test_ratio * n) of each); a test scan is placed ``test_per_scan`` times
+    (default ``per_scan``): more test images for the same handwriting."""
     from sklearn.datasets import load_digits
     target = load_digits().target
     rng = np.random.RandomState(seed)
     rows = []
     for label in range(10):
         scans = np.flatnonzero(target == label)[:limit]
-        val = set(rng.permutation(scans)[:int(round(val_ratio * len(scans)))].tolist())
+        order = rng.permutation(scans).tolist()
+        n_val, n_test = int(round(val_ratio * len(scans))), int(round(test_ratio * len(scans)))
+        split_of = dict.fromkeys(order[:n_val], "val")
+        split_of.update(dict.fromkeys(order[n_val:n_val + n_test], "test"))
         for index in scans:
-            for k in range(per_scan):
+            split = split_of.get(index, "train")
+            for k in range((test_per_scan or per_scan) if split == "test" else per_scan):
                 side = rng.randint(sides[0], sides[1] + 1)
                 x, y = rng.randint(canvas - side + 1), rng.randint(canvas - side + 1)
-                rows.append(("val" if index in val else "train", label, int(index), k,
-                             side, int(x), int(y)))
+                rows.append((split, label, int(index), k, side, int(x), int(y)))
     return rows
 
 
 def write_scaled_digits(root, seed=0, per_scan=3, val_ratio=0.2, limit=None, canvas=CANVAS,
-                        sides=(MIN_SIDE, MAX_SIDE), contrast=0.5):
+                        sides=(MIN_SIDE, MAX_SIDE), contrast=0.5, test_ratio=0.0,
+                        test_per_scan=None):
     """Write the dataset under ``root`` (see the module docstring); returns
     {split: image count}."""
     import cv2
@@ -111,8 +119,10 @@ def write_scaled_digits(root, seed=0, per_scan=3, val_ratio=0.2, limit=None, can
     photos = _backgrounds()
     backgrounds = np.random.RandomState([seed, 1])
     boxes, counts = {}, {"train": 0, "val": 0}
+    if test_ratio:
+        counts["test"] = 0
     for split, label, index, k, side, x, y in plan(seed, per_scan, val_ratio, limit, canvas,
-                                                   sides):
+                                                   sides, test_ratio, test_per_scan):
         scan = images[index]
         image = render(scan, side, x, y, _background(photos, backgrounds, canvas, contrast))
         name = "%s/%d_%s/s%04d-%d.png" % (split, label, NAMES[label], index, k)
@@ -131,6 +141,7 @@ def write_scaled_digits(root, seed=0, per_scan=3, val_ratio=0.2, limit=None, can
             f.write("%s,%s,%d,%d,%d,%d\n" % (name, name.split("/")[1], x0, y0, x1 - 1, y1 - 1))
     with open(os.path.join(root, "dataset.json"), "w") as f:
         json.dump(dict(name="scaled-digits", seed=seed, per_scan=per_scan, val_ratio=val_ratio,
-                       canvas=canvas, side_range=list(sides), contrast=contrast, limit=limit,
+                       test_ratio=test_ratio, test_per_scan=test_per_scan, canvas=canvas,
+                       side_range=list(sides), contrast=contrast, limit=limit,
                        counts=counts), f, indent=1)
     return counts

@@ -172,6 +172,20 @@ def test_lrn_matches_caffe_formula():
     np.testing.assert_allclose(out, ref, rtol=1e-5)
 
 
+def _check_gaussian_weights_and_zero_biases(net, expected):
+    """Each layer's weights zero-mean with the expected std, within 4 standard errors
+    of the estimates; every bias zero."""
+    for layer, std in expected.items():
+        block = net.features._children[layer] if layer.startswith("conv") else \
+            getattr(net, layer)
+        w = block.weight.data().asnumpy()
+        sigmas = 4 / np.sqrt(w.size)
+        assert abs(w.mean()) < sigmas * std and abs(w.std() - std) < sigmas * std, layer
+    for name, param in net.collect_params().items():
+        if name.endswith("bias"):
+            assert not param.data().asnumpy().any(), name
+
+
 def test_normal_init_std_and_zero_biases():
     net = models.initialize(models.get_model("A", classes=10, width_mult=0.5, fc_width=512),
                             init="normal", seed=0)
@@ -180,15 +194,7 @@ def test_normal_init_std_and_zero_biases():
                 "conv2_1": 0.01 * np.sqrt(576 / 288),             # 64*9 vs 32*9
                 "fc6": 0.01 * np.sqrt(25088 / (256 * 7 * 7)),
                 "fc7": 0.01 * np.sqrt(4096 / 512)}
-    for layer, std in expected.items():
-        block = net.features._children[layer] if layer.startswith("conv") else \
-            getattr(net, layer)
-        w = block.weight.data().asnumpy()
-        sigmas = 4 / np.sqrt(w.size)  # 4 standard errors of the estimates
-        assert abs(w.mean()) < sigmas * std and abs(w.std() - std) < sigmas * std, layer
-    for name, param in net.collect_params().items():
-        if name.endswith("bias"):
-            assert not param.data().asnumpy().any(), name
+    _check_gaussian_weights_and_zero_biases(net, expected)
 
 
 def test_xavier_init_is_glorot_uniform():
@@ -289,3 +295,13 @@ def test_frozen_dense_form_equals_the_shared_one_and_keeps_its_copy():
     assert frozen.fc6_weight.shape == (32, 64, 2, 2)
     net.fc8.bias.set_data(net.fc8.bias.data() + 1)  # a copy: later updates are not seen
     assert not np.allclose(frozen(x).asnumpy(), shared(x).asnumpy())
+
+
+def test_he_init_is_msra_gaussian_with_the_first_layer_scaled_to_the_pixels():
+    """He et al. 2015: N(0, 2 / fan-in); conv1_1 also divided by PIXEL_STD, so mean-
+    subtracted pixels of that spread enter the second layer at unit scale."""
+    net = models.initialize(models.get_model("A", classes=10, width_mult=0.5, fc_width=512),
+                            init="he", seed=0)
+    expected = {"conv1_1": np.sqrt(2 / 27) / models.PIXEL_STD,
+                "conv2_1": np.sqrt(2 / (32 * 9)), "fc7": np.sqrt(2 / 512)}
+    _check_gaussian_weights_and_zero_biases(net, expected)

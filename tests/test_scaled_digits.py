@@ -45,6 +45,32 @@ def test_no_scan_is_in_both_splits():
     assert len(train) + len(val) == 1797  # every scan, each in one split
 
 
+def test_a_test_split_takes_other_scans_placed_more_often_and_packs_as_test_rec(tmp_path):
+    """Three splits by scan, per class round(ratio * n) scans each, test scans placed
+    test_per_scan times; vgg pack plans a test split beside train and val."""
+    rows = sd.plan(seed=0, per_scan=2, val_ratio=0.1, test_ratio=0.2, test_per_scan=5)
+    scans = {split: {index for s, _, index, *_ in rows if s == split}
+             for split in ("train", "val", "test")}
+    assert not (scans["train"] & scans["val"] or scans["train"] & scans["test"] or
+                scans["val"] & scans["test"])
+    assert sum(map(len, scans.values())) == 1797
+    from sklearn.datasets import load_digits
+    target = load_digits().target
+    for label in range(10):
+        n = int(np.sum(target == label))
+        assert sum(target[i] == label for i in scans["test"]) == round(0.2 * n)
+    count = {split: sum(s == split for s, *_ in rows) for split in scans}
+    assert count["test"] == 5 * len(scans["test"]) and count["val"] == 2 * len(scans["val"])
+    root = str(tmp_path / "raw")
+    counts = sd.write_scaled_digits(root, seed=1, per_scan=1, limit=5, test_ratio=0.4,
+                                    test_per_scan=3)
+    assert counts["test"] == 3 * 10 * 2
+    from data_tools import pack as packing
+    splits, classes, source = packing.plan_folder(root, synsets=os.path.join(root,
+                                                                             "synsets.txt"))
+    assert list(splits) == ["train", "val", "test"] and len(splits["test"]) == counts["test"]
+
+
 def test_boxes_lie_inside_the_canvas_and_hold_exactly_the_ink(written):
     """Independent of ink_box's arithmetic: where the rendered canvas differs from a
     canvas drawn with an empty scan is the ink; it must lie inside the box and touch

@@ -406,8 +406,12 @@ def test_train_cli_usage_errors(digits, tmp_path):
     assert result.exit_code == 2 and "'dist_typo' is not one of 'local', 'device'" in \
         result.output
     result = runner.invoke(cli, ["train", "--net", "A", "--data", digits, "--out",
-                                 str(tmp_path), "--init", "he"])
-    assert result.exit_code == 2 and "'he' is not one of 'normal', 'xavier'" in result.output
+                                 str(tmp_path), "--init", "glorot"])
+    assert result.exit_code == 2 and "'glorot' is not one of 'normal', 'xavier', 'he'" in \
+        result.output
+    result = runner.invoke(cli, ["train", "--net", "A", "--data", digits, "--out",
+                                 str(tmp_path), "--lr-steps", "9,3"])
+    assert result.exit_code == 2 and "lr_steps must be increasing epochs" in result.output
     result = runner.invoke(cli, ["recipe", "plan", "D-256", "--devices", "tpu:0"])
     assert result.exit_code == 2 and "devices must look like cpu" in result.output
     result = runner.invoke(cli, ["train", "--net", "A", "--data", digits, "--out",

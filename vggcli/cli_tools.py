@@ -97,24 +97,27 @@ def bench(names):
 @click.option("--report", default=os.path.join("reproduce", "REPORT.md"), show_default=True,
               type=click.Path(dir_okay=False), help="The Markdown report.")
 @click.option("--copy-to", type=click.Path(dir_okay=False), default=None,
-              help="Also write the report here (e.g. docs/reproduction.md).")
+              help="Also write the report here (e.g. docs/reproduction.md), and its "
+                   "reproduction.json beside it.")
 @click.option("--jobs", "slots", type=click.IntRange(min=1), default=None,
               help="Commands run at once, one thread each (default: every core).")
 def reproduce(protocol, out, report, copy_to, slots):
-    """The paper's findings at small scale, with seeds, judged by a stated rule.
+    """The paper's findings at small scale, with seeds, judged by stated tests.
 
-    Trains Table 3's nets (A ... E; fixed and jittered scales; deeper nets from
-    net A) for every seed of the protocol, tests them as Tables 3-6 do, fuses
-    the best two, compares fc7 features with raw pixels under a linear SVM,
-    trains and tests localisation nets from net D (Appendix A, Tables 8-9),
-    and writes a report whose findings table says per claim: held, not held
-    or inconclusive. Exit status 1 when a job failed (the report says which).
+    Trains Table 3's nets (A ... E at a fixed scale, all with the same schedule;
+    D at a second scale and jittered from the same parent) for every seed of the
+    protocol, tests them on a held-out test split as Tables 3-6 do, fuses the
+    best two, compares fc7 features with raw pixels under a linear SVM, trains
+    and tests localisation nets from net D (Appendix A, Tables 8-9), and writes a
+    report and reproduction.json whose findings say per claim: the paired
+    one-sided t-test (or non-inferiority test), p, Holm's p and the verdict.
+    Exit status 1 when a job failed (the report says which).
 
     \b
     Example:
         vgg reproduce --copy-to docs/reproduction.md
     """
-    from .reproduce import load_protocol, reproduce as run_study
+    from .study import load_protocol, reproduce as run_study
 
     _, counts = run_study(out, report, protocol=load_protocol(protocol), slots=slots,
                           docs_copy=copy_to)

@@ -66,7 +66,7 @@ def catch_stop_signals():
     return received, restore
 
 
-def _die_with_parent(launcher_pid):
+def die_with_parent(launcher_pid):
     """In each job process before it runs: the kernel kills it if the launcher dies,
     even by SIGKILL, which no handler of the launcher's can see (Linux's parent-death
     signal; elsewhere the launcher's own handlers are all there is)."""
@@ -128,7 +128,7 @@ class Job:
             argv = self.command
         return subprocess.Popen(argv, env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, start_new_session=True,
-                                preexec_fn=functools.partial(_die_with_parent, os.getpid()))
+                                preexec_fn=functools.partial(die_with_parent, os.getpid()))
 
     def _stream(self, name, proc):
         for line in iter(proc.stdout.readline, b""):

@@ -211,13 +211,14 @@ def probe_speed(repeats=5):
     import time
 
     import mxnet as mx
+    from mxnet.contrib.amp.amp import bfloat16  # amp_cast knows no 'bfloat16' string
     x = mx.nd.random.uniform(shape=(8, 64, 56, 56))
     w = mx.nd.random.uniform(shape=(64, 64, 3, 3))
     v = mx.nd.random.uniform(shape=(16, 4096))
     m = mx.nd.random.uniform(shape=(4096, 4096))
     timings = {}
     for dtype in ("float32", "bfloat16"):
-        args = [a if dtype == "float32" else mx.nd.amp_cast(a, dtype=dtype)
+        args = [a if dtype == "float32" else mx.nd.amp_cast(a, dtype=bfloat16)
                 for a in (x, w, v, m)]
 
         _probe_work(mx, args)  # warm-up: oneDNN builds its kernels

@@ -35,9 +35,15 @@ FIELDS = {
     "wd": (0.0005, float, "weight decay (L2), on every parameter"),
     "dropout": (0.5, float, "dropout after fc6 and fc7"),
     "epochs": (74, int, "most epochs (the paper stopped after 74)"),
+    "warmup": (0, int, "epochs of linear lr warm-up, from lr/iterations to lr, step by step"),
+    "lr_steps": (None, str, "a fixed schedule instead of plateaus: epochs after which "
+                            "lr /= 10, e.g. '20,27' (training then runs all --epochs)"),
     "patience": (2, int, "epochs without val improvement before lr /= 10"),
     "max_reductions": (3, int, "lr divisions before the last plateau ends training"),
-    "init": ("normal", str, "random init: normal (std init_std) or xavier"),
+    "init": ("xavier", str, "random init: xavier (Glorot, which the paper notes trains "
+                            "deep nets without pre-training; the default: from normal, "
+                            "net D stays at chance), normal (std init_std, the paper's with "
+                            "net A's layers copied in) or he (He/MSRA)"),
     "init_std": (0.01, float, "standard deviation of the normal init"),
     "init_from": (None, str, "net A params: copy conv1_1, conv2_1, conv3_1, conv3_2, fc6-fc8"),
     "finetune_from": (None, str, "params of the same net to start from (e.g. S=256 -> 384)"),
@@ -60,7 +66,7 @@ FIELDS = {
     "pca_std": (0.1, float, "std of the PCA colour shift (0 turns it off)"),
 }
 # Settings with a fixed set of values (the CLI offers them as choices).
-CHOICES = {"init": ("normal", "xavier"), "dtype": DTYPES, "kvstore": KVSTORES,
+CHOICES = {"init": ("normal", "xavier", "he"), "dtype": DTYPES, "kvstore": KVSTORES,
            "task": ("classify", "scr", "pcr"), "train_layers": ("all", "fc")}
 # Recipe-only descriptive keys (not training settings).
 META_FIELDS = ("description", "parent", "paper_top1_top5_err", "paper_localisation_err")
@@ -108,7 +114,9 @@ def validate(config, where="config"):
     for key in ("momentum", "dropout"):
         if key in out and out[key] is not None and not 0 <= out[key] < 1:
             raise VggError("%s: %s must be in [0, 1), got %r" % (where, key, out[key]))
-    for key in ("wd", "patience", "max_reductions", "checkpoint_every", "pca_std", "seed",
+    if out.get("lr_steps") is not None:
+        parse_lr_steps(out["lr_steps"], where)
+    for key in ("wd", "warmup", "patience", "max_reductions", "checkpoint_every", "pca_std", "seed",
                 "workers", "val_scale"):
         if key in out and out[key] is not None and out[key] < 0:
             raise VggError("%s: %s must be >= 0, got %r" % (where, key, out[key]))
@@ -125,6 +133,18 @@ def validate(config, where="config"):
         from .data import Scale
         out["scale"] = str(Scale.parse(out["scale"]))
     return out
+
+
+def parse_lr_steps(text, where="--lr-steps"):
+    """'20,27' -> [20, 27]: increasing epochs >= 1 after which the lr is divided by 10."""
+    try:
+        steps = [int(part) for part in str(text).split(",")]
+    except ValueError:
+        steps = []
+    if not steps or any(s < 1 for s in steps) or steps != sorted(set(steps)):
+        raise VggError("%s: lr_steps must be increasing epochs >= 1 separated by commas "
+                       "(e.g. 20,27), got %r" % (where, text))
+    return steps
 
 
 def parse_compression(text, where="--gradient-compression"):

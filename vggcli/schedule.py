@@ -6,7 +6,27 @@ are functions of the update count and cannot react to a validation metric.
 """
 
 
-class PlateauSchedule:
+class _Schedule:
+    """What both schedules share: the current rate, the end flag, their saved state."""
+
+    state = {}
+
+    @property
+    def lr(self):
+        return self.state["lr"]
+
+    @property
+    def finished(self):
+        return self.state["finished"]
+
+    def state_dict(self):
+        return dict(self.state)
+
+    def load_state_dict(self, state):
+        self.state = dict(state)
+
+
+class PlateauSchedule(_Schedule):
     """State machine fed one validation accuracy per epoch.
 
     ``patience``: epochs without improvement (by more than ``min_delta``) before
@@ -20,14 +40,6 @@ class PlateauSchedule:
         self.state = dict(lr=float(lr), best=None, bad_epochs=0, reductions=0, finished=False,
                           factor=float(factor), patience=int(patience),
                           max_reductions=int(max_reductions), min_delta=float(min_delta))
-
-    @property
-    def lr(self):
-        return self.state["lr"]
-
-    @property
-    def finished(self):
-        return self.state["finished"]
 
     def step(self, accuracy):
         """Record an epoch's validation accuracy; returns what happened:
@@ -47,8 +59,37 @@ class PlateauSchedule:
         s["finished"] = True
         return "finished"
 
-    def state_dict(self):
-        return dict(self.state)
 
-    def load_state_dict(self, state):
-        self.state = dict(state)
+class StepSchedule(_Schedule):
+    """A fixed schedule with PlateauSchedule's interface: the rate is divided by
+    ``factor`` after each epoch in ``steps`` (e.g. [20, 27]), whatever validation
+    says, so nets compared get the same number of epochs and divisions."""
+
+    def __init__(self, lr, steps, factor=0.1):
+        if not lr > 0:
+            raise ValueError("learning rate must be positive")
+        self.state = dict(lr=float(lr), best=None, epochs=0, reductions=0, finished=False,
+                          factor=float(factor), steps=[int(s) for s in steps])
+
+    def step(self, accuracy):
+        """Record an epoch's validation accuracy; returns 'reduced' after a step epoch,
+        else 'improved' or 'waiting' by the accuracy."""
+        s = self.state
+        s["epochs"] += 1
+        improved = s["best"] is None or accuracy > s["best"]
+        if improved:
+            s["best"] = float(accuracy)
+        if s["epochs"] in s["steps"]:
+            s["reductions"] += 1
+            s["lr"] *= s["factor"]
+            return "reduced"
+        return "improved" if improved else "waiting"
+
+
+def make_schedule(cfg):
+    """The configured schedule: fixed steps (``lr_steps``) or plateaus (the paper's)."""
+    if cfg.get("lr_steps"):
+        from .recipes import parse_lr_steps
+        return StepSchedule(cfg["lr"], parse_lr_steps(cfg["lr_steps"]))
+    return PlateauSchedule(cfg["lr"], patience=cfg["patience"],
+                           max_reductions=cfg["max_reductions"])

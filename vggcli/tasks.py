@@ -27,8 +27,9 @@ def net_outputs(task, classes):
 class Classification:
     name = "classify"
 
-    def __init__(self):
+    def __init__(self, classes=None):
         from mxnet import gluon
+        self.classes = classes
         self.loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
 
     def counts(self, out, label):
@@ -96,5 +97,5 @@ class Localisation:
 
 def make_task(name, classes):
     if name == "classify":
-        return Classification()
+        return Classification(classes)
     return Localisation(name, classes)

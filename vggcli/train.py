@@ -123,8 +123,14 @@ def train_one_epoch(run, epoch, start_batch, meter_state=None):
     bar = run.progress(len(batches) * cfg["batch_size"], start_batch * cfg["batch_size"],
                           "epoch %d/%d" % (epoch + 1, cfg["epochs"]))
     tick, batch = time.time(), start_batch
+    warmup_steps = cfg.get("warmup", 0) * len(batches)
     try:
         for batch, (crops, offsets, labels) in enumerate(run.train_loader, start_batch):
+            step = epoch * len(batches) + batch
+            if step < warmup_steps:  # Goyal et al. 2017: linear, from lr/steps to lr
+                trainer.set_learning_rate(run.schedule.lr * (step + 1) / warmup_steps)
+            elif warmup_steps and trainer.learning_rate != run.schedule.lr:
+                trainer.set_learning_rate(run.schedule.lr)
             outputs, label_parts, losses = accumulate_gradients(
                 net, (crops, offsets, labels), ctx, run.task.loss_fn, cfg["accumulate"], trainer,
                 loss_scaling=run.loss_scaling)
@@ -205,6 +211,7 @@ def run_epochs(run, epochs):
                       **{"train_" + k: v for k, v in train_metrics.items()},
                       **{"val_" + k: v for k, v in val_metrics.items()})
         epoch, batch, meter_state = epoch + 1, 0, None
+        run.last_train_loss = train_metrics["loss"]
         save_checkpoint(run, epoch, 0)
         if run.task.name == "classify":
             print("epoch %d: train loss %.4f, top-1/top-5 err %.2f%%/%.2f%%; val %.2f%%/%.2f%%;"
@@ -217,6 +224,32 @@ def run_epochs(run, epochs):
                   "(%.0fs)" % (epoch, train_metrics["loss"], 100 * train_metrics["top1_err"],
                                100 * val_metrics["top1_err"], lr, event, seconds), flush=True)
     return epoch
+
+
+# A classifier whose last training loss is above this fraction of chance's (ln of the
+# class count, a uniform guess) has not learned: it is reported, not compared.
+LEARNED_LOSS_FRACTION = 0.9
+
+
+def _last_loss(out):
+    """The last epoch's training loss in ``out``/log.jsonl (a resumed run's epochs ran
+    in an earlier process)."""
+    from .plots import read_jsonl
+    epochs = read_jsonl(os.path.join(out, "log.jsonl"), "epoch")
+    return epochs[-1]["train_loss"] if epochs else None
+
+
+def learning_verdict(final_loss, classes):
+    """(learned, sentence) for a classifier's final training loss."""
+    chance = math.log(classes)
+    if final_loss is None:
+        return None, "no epoch ran"
+    if final_loss > LEARNED_LOSS_FRACTION * chance:
+        return False, ("did not learn: final training loss %.3f is within %d%% of chance's "
+                       "%.3f (ln %d)" % (final_loss, round(100 * (1 - LEARNED_LOSS_FRACTION)),
+                                         chance, classes))
+    return True, "learned: final training loss %.3f against chance's %.3f (ln %d)" % (
+        final_loss, chance, classes)
 
 
 def plot_curves(run):
@@ -262,12 +295,22 @@ def train(cfg, meta=None, resume=False, progress=True):
     """
     with naming(cfg["out"]):  # a failed write without a file name names the run folder
         run = setup(cfg, meta, resume=resume, progress=progress)
+        learned = None
         try:
             epochs = run_epochs(run, cfg["epochs"])
+            if run.task.name == "classify":
+                learned, sentence = learning_verdict(
+                    getattr(run, "last_train_loss", None) or _last_loss(cfg["out"]),
+                    run.task.classes)
+                run.log.write(event="summary", epochs=epochs, learned=learned,
+                              verdict=sentence, time=time.time())
+                if learned is False and run.writer:
+                    print("warning: %s" % sentence, file=sys.stderr, flush=True)
         finally:
             run.log.close()
             plot_curves(run)
         finish(run)
     return dict(epochs=epochs, iterations=run.iteration, best_val_top1_err=run.best,
+                learned=learned,
                 seconds=time.time() - run.started, out=cfg["out"],
                 finished=run.schedule.finished, rank=run.rank, workers=run.workers)

@@ -236,7 +236,7 @@ def setup(cfg, meta=None, resume=False, progress=True):
     from . import precision
     from .data import read_manifest
     from .devices import contexts, parse_devices
-    from .schedule import PlateauSchedule
+    from .schedule import make_schedule
     from .tasks import make_task
 
     for key in ("data", "out"):
@@ -271,14 +271,16 @@ def setup(cfg, meta=None, resume=False, progress=True):
         raise VggError("--accumulate with --dtype float16: AMP's loss scaling is per step; "
                        "use float32 or bfloat16")
     precision.check_devices(dtype, ctx)
+    if cfg.get("warmup") and dist:
+        raise VggError("--warmup with a dist kvstore: the servers hold the learning rate and "
+                       "are sent it once an epoch, not every step; use --warmup 0")
     if dtype == "float16" and dist:
         raise VggError("--dtype float16 with a dist kvstore: AMP's loss scaling needs the "
                        "update on the workers, which dist_sync does not do here")
     build_net(cfg, manifest["classes"])  # knobs MXNet cannot hold are refused here
     found = _prepare_out(cfg, meta, resume, rank, ckpt_root)  # written once all is checked
     precision.start_mixed_precision(dtype)  # before the net is built
-    schedule = PlateauSchedule(cfg["lr"], patience=cfg["patience"],
-                               max_reductions=cfg["max_reductions"])
+    schedule = make_schedule(cfg)
     if found:
         schedule.load_state_dict(found[1]["schedule"])
     net = _start_net(cfg, manifest["classes"], ctx, found)
