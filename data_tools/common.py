@@ -39,9 +39,16 @@ NOT_WRITABLE = (errno.EROFS, errno.EACCES, errno.EPERM)
 def file_system_error(err):
     """The one-line message and exit code for an OSError of the disk or the path
     (full, read-only, no permission, I/O error), else None (a bug: let it show)."""
+    where = printable(err.filename) if getattr(err, "filename", None) is not None else \
+        "a file"
+    if isinstance(err, OSError) and err.errno == errno.EEXIST:  # a file where a folder goes
+        return "cannot create the folder %s: a file of that name is in the way" % where, 2
+    if isinstance(err, OSError) and err.errno == errno.ENOTDIR:
+        return "cannot use %s: a part of the path is a file, not a folder" % where, 2
+    if isinstance(err, OSError) and err.errno == errno.ENAMETOOLONG:
+        return "cannot use %s: the name is too long for the file system" % where, 2
     if not isinstance(err, OSError) or err.errno not in NO_SPACE + NOT_WRITABLE + (errno.EIO,):
         return None
-    where = printable(err.filename) if err.filename is not None else "a file"
     what = os.strerror(err.errno)
     if err.errno in NO_SPACE:
         return "cannot write %s: %s (%s); nothing complete-looking was left" % (

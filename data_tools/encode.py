@@ -87,12 +87,22 @@ def process_image(data, max_short_side, quality):
         # an RGB JPEG that needs no resize is stored untouched (no re-encoding loss)
         return data, pixels.shape[:2], pixels.reshape(-1, 3).sum(axis=0, dtype=np.uint64), \
             source_size
-    ok, encoded = cv2.imencode(".jpg", np.ascontiguousarray(pixels[:, :, ::-1]),
-                               [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    try:
+        ok, encoded = cv2.imencode(".jpg", np.ascontiguousarray(pixels[:, :, ::-1]),
+                                   [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    except cv2.error as err:  # e.g. a side over JPEG's 65,500 pixels
+        raise BadImage("cannot be stored as JPEG: %s" % _cv2_reason(err)) from None
     if not ok:
         raise BadImage("JPEG encoding failed")
     return encoded.tobytes(), pixels.shape[:2], \
         pixels.reshape(-1, 3).sum(axis=0, dtype=np.uint64), source_size
+
+
+def _cv2_reason(err):
+    """OpenCV's own sentence out of its multi-line error text."""
+    text = str(err)
+    found = first_line(text.split(") ")[-1] if ") " in text else text)
+    return found.split(" in function ")[0].strip() or "OpenCV error"
 
 
 def box_label(boxes, width, height):

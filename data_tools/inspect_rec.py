@@ -35,6 +35,10 @@ def inspect_rec(rec_path, samples=5):
                                 % (rec_path, offset))
                 break
             flag, label, key, _ = IR_HEADER.unpack_from(payload)
+            if IR_HEADER.size + 4 * flag > len(payload):
+                problems.append("%s: record at byte %d has a damaged header (%d extra labels "
+                                "in %d bytes)" % (rec_path, offset, flag, len(payload)))
+                break
             extra_labelled += flag > 0  # boxes (vgg pack --boxes); the class stays in label
             starts.append((key, offset))
             labels[label] += 1

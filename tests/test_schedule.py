@@ -63,3 +63,16 @@ def test_warmup_ramps_the_rate_linearly_then_the_steps_divide_it(digits, tmp_pat
     assert [e["schedule"] for e in _lines(out, "epoch")][1] == "reduced"
     (verdict,) = _lines(out, "summary")
     assert verdict["learned"] == summary["learned"] and verdict["epochs"] == 3
+
+
+def test_a_run_on_a_fixed_schedule_resumes_from_its_checkpoint(digits, tmp_path):
+    """A step schedule's state passes the checkpoint's checks: a run killed after its
+    last epoch's checkpoint (before final.params) resumes and finishes at lr / 10."""
+    out = str(tmp_path / "run")
+    cfg = config(digits, out, net="A", epochs=2, lr=0.01, lr_steps="1", init="xavier",
+                 dropout=0.0)
+    train(cfg, progress=False)
+    os.remove(os.path.join(out, "final.params"))
+    summary = train(cfg, resume=True, progress=False)
+    assert summary["epochs"] == 2 and os.path.isfile(os.path.join(out, "final.params"))
+    assert [e["lr"] for e in _lines(out, "epoch")] == pytest.approx([0.01, 0.001])

@@ -296,7 +296,7 @@ def recompute_verdicts(record):
         assert claim["verdict"] == ("held" if p < alpha else "not held" if p > 1 - alpha
                                     else "inconclusive"), claim["claim"]
         p_values.append(p)
-    order = sorted(range(len(p_values)), key=lambda i: (p_values[i] is None, p_values[i]))
+    order = sorted(range(len(p_values)), key=lambda i: (p_values[i] is None, p_values[i] or 0))
     m, running = sum(p is not None for p in p_values), 0.0
     for rank, i in enumerate(order[:m]):
         running = max(running, min(1.0, (m - rank) * p_values[i]))

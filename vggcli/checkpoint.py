@@ -119,6 +119,9 @@ NUMBER = (int, float)
 STATE_TYPES = dict(epoch=int, batch=int, iteration=int, num_update=int, schedule=dict)
 SCHEDULE_TYPES = dict(lr=NUMBER, bad_epochs=int, reductions=int, finished=bool, factor=NUMBER,
                       patience=int, max_reductions=int, min_delta=NUMBER)
+# a fixed schedule's state (--lr-steps: schedule.StepSchedule)
+STEP_SCHEDULE_TYPES = dict(lr=NUMBER, epochs=int, reductions=int, finished=bool,
+                           factor=NUMBER, steps=list)
 
 
 def _checked_state(path):
@@ -126,8 +129,10 @@ def _checked_state(path):
     only proves it is the file that was written, not that the writer was vgg)."""
     state = read_json(path, "checkpoint state", STATE_TYPES)
     schedule = state["schedule"]
+    types = STEP_SCHEDULE_TYPES if isinstance(schedule, dict) and "steps" in schedule \
+        else SCHEDULE_TYPES
     wrong = [k for k, kind in STATE_TYPES.items() if not isinstance(state[k], kind)] + \
-        ["schedule." + k for k, kind in SCHEDULE_TYPES.items()
+        ["schedule." + k for k, kind in types.items()
          if not isinstance(schedule, dict) or not isinstance(schedule.get(k), kind)]
     if wrong or any(state[k] < 0 for k in ("epoch", "batch", "iteration", "num_update")):
         raise VggError("checkpoint state %s is damaged: %s" % (

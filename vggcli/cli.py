@@ -31,16 +31,52 @@ class CliError(click.ClickException):
 
 
 class VggGroup(click.Group):
+    """The error boundary: whatever escapes a command is one 'Error: ' line. A bug (an
+    exception we did not foresee) says so, with the traceback in a crash log;
+    VGG_DEBUG=1 lets it through instead."""
+
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except VggError as err:
             raise CliError(str(err), err.exit_code) from None
+        except (click.exceptions.ClickException, click.exceptions.Exit,
+                click.exceptions.Abort):
+            raise
         except OSError as err:  # a full or read-only disk, no permission: not a bug
             known = file_system_error(err)
             if known is None:
-                raise
+                raise CliError(internal_error(err), 1) from None
             raise CliError(*known) from None
+        except Exception as err:
+            raise CliError(internal_error(err), 1) from None
+
+
+def internal_error(err):
+    """The one line for a bug, after writing its traceback to a crash log (or, with
+    VGG_DEBUG=1, re-raising it)."""
+    import traceback
+
+    from data_tools.common import first_line
+    if os.environ.get("VGG_DEBUG"):
+        raise err
+    text = "".join(traceback.format_exception(type(err), err, err.__traceback__))
+    where = None
+    folder = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.join(
+        os.path.expanduser("~"), ".cache"), "vgg", "crashes")
+    try:
+        import time
+        os.makedirs(folder, exist_ok=True)
+        where = os.path.join(folder, "%s-%d.log" % (time.strftime("%Y%m%d-%H%M%S"),
+                                                     os.getpid()))
+        with open(where, "w", encoding="utf-8", errors="backslashreplace") as f:
+            f.write("vgg %s\n%s" % (" ".join(sys.argv[1:]), text))
+    except OSError:
+        where = None
+    return "internal error (%s: %s): this is a bug in vgg; please report it%s " \
+           "(VGG_DEBUG=1 shows the traceback)" % (
+               type(err).__name__, first_line(err) or "no message",
+               " with %s" % where if where else "")
 
 
 class Parsed(click.ParamType):

@@ -10,6 +10,7 @@ Zero padding stays equivalent (a zero in our input space is the mean pixel,
 as it is in the source's). The source's own preprocessing is recorded in the
 file's description as ``source_preprocessing``.
 """
+import errno
 import json
 import math
 import os
@@ -370,7 +371,12 @@ def export(net, prefix, fmt="symbol", dense=False, input_size=None, inputs=(),
     os.makedirs(folder, exist_ok=True)
     with scratch_folder(prefix) as tmp, naming(prefix):
         staged = os.path.join(tmp, os.path.basename(prefix))
-        block.export(staged)
+        try:
+            block.export(staged)
+        except mx.base.MXNetError as err:  # MXNet's C++ stream says only "incomplete"
+            if "Write incomplete" not in str(err):
+                raise
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), prefix) from None
         if fmt == "onnx":
             try:
                 mx.onnx.export_model(staged + "-symbol.json", staged + "-0000.params",

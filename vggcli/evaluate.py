@@ -260,6 +260,8 @@ def _scale_label(scales):
 
 
 def _write_reports(folder, report, title):
+    from data_tools.common import printable
+
     from .tables import markdown_table
     with open(os.path.join(folder, "report.json"), "w") as f:
         json.dump(report, f, indent=1)
@@ -274,9 +276,10 @@ def _write_reports(folder, report, title):
     if report.get("fidelity"):
         from .fast import describe_fidelity
         precision = "\n%s.\n" % describe_fidelity(report["precision"], report["fidelity"])
-    with open(os.path.join(folder, "report.md"), "w") as f:
+    with open(os.path.join(folder, "report.md"), "w", encoding="utf-8",
+              errors="backslashreplace") as f:  # paths that are not UTF-8
         f.write("# %s\n\n%d images, %s.\n%s\n%s\n" % (
-            title, report["images"], report.get("data") or "", precision, table))
+            title, report["images"], printable(report.get("data") or ""), precision, table))
 
 
 REPORT_KEYS = ("net", "scales", "mode", "images", "top1_error", "top5_error")
@@ -385,7 +388,8 @@ def _write_fusion_reports(folder, report):
                            [[r["net"], _scale_label(r["scales"]), r["mode"],
                              "%.1f" % (100 * r["top1_error"]), "%.1f" % (100 * r["top5_error"])]
                             for r in report["rows"]])
-    with open(os.path.join(folder, "report.md"), "w") as f:
+    with open(os.path.join(folder, "report.md"), "w", encoding="utf-8",
+              errors="backslashreplace") as f:  # paths that are not UTF-8
         f.write("# vgg fuse (Table 6 shape)\n\n%d images.\n\n%s\n" % (report["images"], table))
 
 

@@ -329,7 +329,8 @@ def _write_transfer(out_dir, model, report, names):
                  C=model.C)
         with open(os.path.join(folder, "report.json"), "w") as f:
             json.dump(report, f, indent=1)
-        with open(os.path.join(folder, "report.md"), "w") as f:
+        with open(os.path.join(folder, "report.md"), "w", encoding="utf-8",
+                  errors="backslashreplace") as f:  # paths that are not UTF-8
             f.write("# vgg transfer: %s = %.4f\n\nLinear SVM, C = %g (%d-fold CV), %d-D %s "
                     "features of %s at Q = %s (%s).\n\n%s\n" % (
                         report["metric"], report["value"], model.C, report["cv_folds"],

@@ -413,7 +413,8 @@ def _score(report, guesses, truths, sizes):
 def _write(folder, report, ids, guesses, label_ids, candidates, truths, sizes):
     with open(os.path.join(folder, "report.json"), "w") as f:
         json.dump(report, f, indent=1)
-    with open(os.path.join(folder, "report.md"), "w") as f:
+    with open(os.path.join(folder, "report.md"), "w", encoding="utf-8",
+              errors="backslashreplace") as f:  # paths that are not UTF-8
         f.write(report_markdown(report))
     with open(os.path.join(folder, "submission.txt"), "w") as f:
         f.writelines(submission_line(row, label_ids) + "\n" for row in guesses)
