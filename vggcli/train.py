@@ -128,9 +128,8 @@ def train_one_epoch(run, epoch, start_batch, meter_state=None):
         for batch, (crops, offsets, labels) in enumerate(run.train_loader, start_batch):
             step = epoch * len(batches) + batch
             if step < warmup_steps:  # Goyal et al. 2017: linear, from lr/steps to lr
+                # (its last step sets the schedule's rate itself)
                 trainer.set_learning_rate(run.schedule.lr * (step + 1) / warmup_steps)
-            elif warmup_steps and trainer.learning_rate != run.schedule.lr:
-                trainer.set_learning_rate(run.schedule.lr)
             outputs, label_parts, losses = accumulate_gradients(
                 net, (crops, offsets, labels), ctx, run.task.loss_fn, cfg["accumulate"], trainer,
                 loss_scaling=run.loss_scaling)
@@ -299,9 +298,9 @@ def train(cfg, meta=None, resume=False, progress=True):
         try:
             epochs = run_epochs(run, cfg["epochs"])
             if run.task.name == "classify":
+                last = run.last_train_loss
                 learned, sentence = learning_verdict(
-                    getattr(run, "last_train_loss", None) or _last_loss(cfg["out"]),
-                    run.task.classes)
+                    _last_loss(cfg["out"]) if last is None else last, run.task.classes)
                 run.log.write(event="summary", epochs=epochs, learned=learned,
                               verdict=sentence, time=time.time())
                 if learned is False and run.writer:

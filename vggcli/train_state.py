@@ -177,6 +177,7 @@ class Run:
     dist: bool = False
     loss_scaling: bool = False
     start: tuple = (0, 0, None)  # epoch, batch, meter sums to continue from
+    last_train_loss: float = None  # of the last epoch this process trained
     started: float = field(default_factory=time.time)
 
     @property

@@ -19,19 +19,20 @@ def _best_of(a, b):
     return [min(x, y) if x is not None and y is not None else None for x, y in zip(a, b)]
 
 
-def _better_member(results, protocol, kind, names, setting):
-    """Per seed, the (value, per-image source) of the member with the lower error."""
+def _lowest(results, protocol, candidates):
+    """Per seed, the lowest top-1 error among ``candidates`` [(kind, run)] and the
+    (run, setting) of the test predictions it came from, for the per-image test; None
+    where a candidate is missing. Ties go to the first (run, kind) in sorted order."""
     values, sources = [], []
     for seed in protocol["seeds"]:
-        found = [(results.get((kind, n, seed)), n) for n in names]
-        found = [(v[0], n) for v, n in found if v is not None]
-        if len(found) < len(names):
+        found = [(results.get((kind, run, seed)), run, kind) for kind, run in candidates]
+        if any(value is None for value, _, _ in found):
             values.append(None)
             sources.append(None)
             continue
-        value, name = min(found)
+        value, run, kind = min((value[0], run, kind) for value, run, kind in found)
         values.append(value)
-        sources.append((name, setting))
+        sources.append((run, kind))
     return values, sources
 
 
@@ -62,13 +63,14 @@ def classification_claims(protocol, results):
 
     def modes(name):
         better = ("%s multi-crop & dense" % name, err("both", name))
-        worse_values, worse_src = _better_member_modes(results, protocol, name)
+        worse_values, worse_src = _lowest(results, protocol, [("multi", name),
+                                                              ("multicrop", name)])
         return claim("Dense and multi-crop are complementary: both beat the better of the "
                      "two (%s)" % name, "24.4 vs 24.6", better,
                      ("%s's better of dense and multi-crop" % name, worse_values), [name],
                      per_image=dict(better=same(name, "both"), worse=worse_src))
     fused = protocol["fusion"][:2]
-    member_values, member_src = _better_member(results, protocol, "both", fused, "both")
+    member_values, member_src = _lowest(results, protocol, [("both", n) for n in fused])
     pixels = results.get(("pixels", None, None))
     svm = [None if v is None else 100 - v for v in err("svm", None)]
     fc7 = protocol["features"]["run"]
@@ -123,23 +125,6 @@ def classification_claims(protocol, results):
     return found
 
 
-def _better_member_modes(results, protocol, name):
-    values, sources = [], []
-    for seed in protocol["seeds"]:
-        dense, crops = results.get(("multi", name, seed)), results.get(("multicrop", name,
-                                                                         seed))
-        if dense is None or crops is None:
-            values.append(None)
-            sources.append(None)
-        elif crops[0] < dense[0]:
-            values.append(crops[0])
-            sources.append((name, "multicrop"))
-        else:
-            values.append(dense[0])
-            sources.append((name, "multi"))
-    return values, sources
-
-
 def all_claims(protocol, results):
     found = classification_claims(protocol, results)
     if "localisation" in protocol:
@@ -148,7 +133,7 @@ def all_claims(protocol, results):
     return found
 
 
-def usable_seeds(found, protocol, results):
+def left_out_seeds(found, protocol, results):
     """{seed: reason} of the seeds a claim leaves out: a run behind it did not learn
     (vgg train's verdict, or a test top-1 error within the chance margin of chance)."""
     chance = 100.0 * (1 - 1.0 / 10)
@@ -172,7 +157,7 @@ def judge(protocol, results, out=None):
     judged = []
     for found in all_claims(protocol, results):
         margin = stats["margin"] if found["kind"] == NON_INFERIORITY else 0.0
-        left_out = usable_seeds(found, protocol, results)
+        left_out = left_out_seeds(found, protocol, results)
         keep = [seed not in left_out for seed in protocol["seeds"]]
         better = [v if k else None for v, k in zip(found["better"][1], keep)]
         worse = [v if k else None for v, k in zip(found["worse"][1], keep)]

@@ -1,16 +1,17 @@
 """The study's Markdown report: provenance, the findings with their tests, the
 paper-shaped tables, how every training run went, and the protocol as run."""
+import os
+
 from ..tables import markdown_table
 from .claims import NON_INFERIORITY
 from .report_tables import cell, classification_tables, localisation_tables
-from .runner import clock
 
 
 def _number(value, form="%.3f"):
     return "—" if value is None else form % value
 
 
-def findings_table(judged, seeds):
+def findings_table(judged):
     rows = []
     for found in judged:
         better, worse = found["better"], found["worse"]
@@ -135,7 +136,7 @@ def findings_section(protocol, judged):
             stats["chance_margin"], stats["margin"], stats["alpha"], 1 - stats["alpha"],
             len(judged), holm, ", ".join("%d %s" % (n, v) for v, n in sorted(
                 verdicts.items()))), "",
-        findings_table(judged, protocol["seeds"]), ""] + ([
+        findings_table(judged), ""] + ([
             "Per-image paired tests within each seed (evaluation-only claims; the same test "
             "images both ways; exact one-sided McNemar: images only the better side gets "
             "right vs images only the worse side gets right):", ""] + images + [""]
@@ -145,8 +146,6 @@ def findings_section(protocol, judged):
 
 def commands_section(protocol, out, report_path):
     """The first seed's training curves and every command as run (the demo's report)."""
-    import os
-
     from ..plots import read_jsonl
     from .plan import run_folder
     seed = protocol["seeds"][0]
@@ -186,5 +185,3 @@ def report(protocol, results, judged, info, jobs, seconds, counts, sessions=1, e
 def hms(seconds):
     return "%d:%02d:%02d" % (seconds // 3600, seconds % 3600 // 60, seconds % 60)
 
-
-__all__ = ["report", "hms", "clock"]

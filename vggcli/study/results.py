@@ -9,7 +9,8 @@ import numpy as np
 from .plan import paths, run_folder, slug_free
 
 
-def read_json(path):
+def read_report(path):
+    """A job's report.json, None when the job left none (failed or skipped)."""
     if not os.path.isfile(path):
         return None
     with open(path) as f:
@@ -30,10 +31,11 @@ def training(folder):
     path = os.path.join(folder, "log.jsonl")
     if not os.path.isfile(path):
         return None
-    epochs = read_jsonl(path, "epoch")
+    records = read_jsonl(path)
+    epochs = [r for r in records if r.get("event") == "epoch"]
     if not epochs:
         return None
-    summary = (read_jsonl(path, "summary") or [{}])[-1]
+    summary = ([r for r in records if r.get("event") == "summary"] or [{}])[-1]
     return dict(epochs=len(epochs),
                 reductions=sum(e.get("schedule") == "reduced" for e in epochs),
                 final_loss=epochs[-1]["train_loss"], learned=summary.get("learned"),
@@ -49,19 +51,19 @@ def collect(protocol, out):
     for name, run in protocol["runs"].items():
         tests = scales[run["scale"]]["test"]
         for seed in protocol["seeds"]:
-            rep = read_json(os.path.join(where["eval"], "s%d" % seed, name, "report.json"))
+            rep = read_report(os.path.join(where["eval"], "s%d" % seed, name, "report.json"))
             results["single", name, seed] = _row(rep, "dense", [tests[1]])
             results["multi", name, seed] = _row(rep, "dense", tests)
             results["multicrop", name, seed] = _row(rep, "multicrop", tests)
             results["both", name, seed] = _row(rep, "both", tests)
             results["training", name, seed] = training(run_folder(out, seed, name))
     for seed in protocol["seeds"]:
-        rep = read_json(os.path.join(where["fuse"], "s%d" % seed, "report.json"))
+        rep = read_report(os.path.join(where["fuse"], "s%d" % seed, "report.json"))
         results["fusion", None, seed] = (100 * rep["top1_error"], 100 * rep["top5_error"]) \
             if rep else None
-        rep = read_json(os.path.join(where["transfer"], "s%d" % seed, "report.json"))
+        rep = read_report(os.path.join(where["transfer"], "s%d" % seed, "report.json"))
         results["svm", None, seed] = 100 * rep["value"] if rep else None
-    rep = read_json(os.path.join(where["transfer"], "pixels", "report.json"))
+    rep = read_report(os.path.join(where["transfer"], "pixels", "report.json"))
     results["pixels", None, None] = 100 * rep["value"] if rep else None
     if "localisation" in protocol:
         _collect_localisation(protocol, out, results)
@@ -85,11 +87,11 @@ def _collect_localisation(protocol, out, results):
             results["training", "loc-" + name, seed] = training(
                 run_folder(out, seed, "loc-" + name))
         for name in loc["table8"]:
-            rep = read_json(os.path.join(tests, "center-" + name, "report.json"))
+            rep = read_report(os.path.join(tests, "center-" + name, "report.json"))
             results["center", name, seed] = _loc_errors(rep, 1)
         for row in list(loc["table9"]) + ["fusion"]:
             folder = "fusion" if row == "fusion" else "dense-" + slug_free(row)
-            rep = read_json(os.path.join(tests, folder, "report.json"))
+            rep = read_report(os.path.join(tests, folder, "report.json"))
             results["dense5", row, seed] = _loc_errors(rep, 5)
             results["dense1", row, seed] = _loc_errors(rep, 1)
 
