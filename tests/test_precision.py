@@ -257,3 +257,21 @@ def test_bfloat16_training_follows_float32(digits, tmp_path):
     assert loss16[-20:].mean() < 0.9 * loss16[:5].mean(), (loss16[:5], loss16[-20:])
     assert loss32[-20:].mean() < 0.9 * loss32[:5].mean(), (loss32[:5], loss32[-20:])
     assert 0 <= err16 <= 1 and 0 <= err32 <= 1
+
+
+def test_a_dnnl_isa_cap_takes_away_the_bf16_kernels_it_excludes(monkeypatch):
+    """oneDNN under DNNL_MAX_CPU_ISA=AVX2 (or AVX512_CORE) has no bf16 kernels even on
+    a CPU with them (its bf16 convolution fails to build); under AVX512_CORE_BF16 an
+    AMX CPU has AVX512-BF16 kernels only. Explicit flags describe another CPU: no cap."""
+    amx = {"avx512f", "avx512_bf16", "amx_bf16", "amx_tile"}
+    monkeypatch.setattr(precision, "cpu_flags", lambda *args: amx)
+    for cap, found in (("AVX2", None), ("avx512_core", None),
+                       ("AVX512_CORE_BF16", "avx512_bf16"), ("AVX512_CORE_AMX", "amx"),
+                       ("", "amx")):
+        monkeypatch.setenv("DNNL_MAX_CPU_ISA", cap)
+        assert precision.bfloat16_isa() == found, cap
+        assert precision.bfloat16_isa(amx) == "amx"
+    monkeypatch.setenv("DNNL_MAX_CPU_ISA", "AVX2")
+    used, note = precision.prepare("bfloat16")
+    assert used == "float32" and "DNNL_MAX_CPU_ISA=AVX2" in note
+    assert precision.prepare("auto") == ("float32", None)

@@ -68,14 +68,34 @@ def cpu_description(path="/proc/cpuinfo"):
     return "%s, %s" % (model, " ".join(extensions))
 
 
+# oneDNN's instruction-set levels, lowest first (the values DNNL_MAX_CPU_ISA takes)
+ISA_LEVELS = ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX512_MIC", "AVX512_MIC_4OPS",
+              "AVX512_CORE", "AVX512_CORE_VNNI", "AVX512_CORE_BF16", "AVX512_CORE_FP16",
+              "AVX512_CORE_AMX")
+
+
+def isa_cap_below(level):
+    """True when DNNL_MAX_CPU_ISA caps oneDNN below ``level`` (a name of ISA_LEVELS)."""
+    cap = os.environ.get("DNNL_MAX_CPU_ISA", "").upper()
+    return cap in ISA_LEVELS and ISA_LEVELS.index(cap) < ISA_LEVELS.index(level)
+
+
 def bfloat16_isa(flags=None):
-    """'amx', 'avx512_bf16' or None: the best bf16 instructions of this CPU."""
+    """'amx', 'avx512_bf16' or None: the best bf16 instructions oneDNN may use here.
+    For this CPU (``flags`` None) a DNNL_MAX_CPU_ISA cap counts: under
+    AVX512_CORE_BF16 oneDNN has no bf16 kernels, under AVX512_CORE_AMX no AMX ones."""
+    capped = flags is None
     flags = cpu_flags() if flags is None else flags
+    found = None
     if {"amx_bf16", "amx_tile"} <= flags:
-        return "amx"
-    if "avx512_bf16" in flags:
+        found = "amx"
+    elif "avx512_bf16" in flags:
+        found = "avx512_bf16"
+    if capped and found and isa_cap_below("AVX512_CORE_BF16"):
+        return None
+    if capped and found == "amx" and isa_cap_below("AVX512_CORE_AMX"):
         return "avx512_bf16"
-    return None
+    return found
 
 
 def request_amx_permission():
@@ -130,6 +150,10 @@ def prepare(dtype, flags=None, ctx=None, probe=None):
     if isa is None:
         if dtype == "auto":
             return "float32", None
+        if flags is None and bfloat16_isa(cpu_flags()):
+            return "float32", ("bfloat16: DNNL_MAX_CPU_ISA=%s keeps oneDNN below "
+                               "AVX512_CORE_BF16; running float32"
+                               % os.environ["DNNL_MAX_CPU_ISA"])
         return "float32", "bfloat16: this CPU has neither AMX nor AVX512-BF16; running float32"
     if dtype == "bfloat16":
         return "bfloat16", None
