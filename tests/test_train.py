@@ -422,3 +422,55 @@ def test_train_cli_usage_errors(digits, tmp_path):
     assert result.exit_code == 2 and "only --devices" in result.output
     result = runner.invoke(cli, ["train", "--recipe", "Z-256", "--data", digits])
     assert result.exit_code == 2 and "no recipe 'Z-256'; available: A-256" in result.output
+
+
+def test_input_std_trains_conv1_as_on_normalised_pixels():
+    """--input-std s: SGD (momentum, weight decay) on raw pixels with conv1_1's lr / s^2
+    and decay x s^2 is SGD on pixels / s with conv1_1's weights x s, checked against a
+    second net fed pixels / s explicitly, over three steps. Tolerance: the two compute
+    the same sums in a different order in float32 (~1e-7 relative each); 1e-4 relative
+    leaves room for three steps of it through 11 layers and is far below the change a
+    missing lr_mult makes (conv1_1 would move s^2 = 3318 times further)."""
+    import pickle
+
+    from mxnet import autograd, gluon
+
+    from vggcli.train_setup import make_trainer
+    s = models.PIXEL_STD
+    small = dict(classes=4, width_mult=0.0625, fc_width=8, crop_size=32, dropout=0.0)
+    ours = models.initialize(models.get_model("A", **small), init="he", seed=0)
+    ref = models.initialize(models.get_model("A", **small), init="he", seed=1, input_std=1)
+    for name, param in ref._collect_params_with_prefix().items():
+        value = ours._collect_params_with_prefix()[name].data()
+        param.set_data(value * s if name == "features.conv1_1.weight" else value)
+    cfg = dict(momentum=0.9, wd=0.0005, gradient_compression=None, init="he")
+    trainers = [make_trainer(ours, 0.01, dict(cfg, input_std="auto"), "local"),
+                make_trainer(ref, 0.01, dict(cfg, input_std="1"), "local")]
+    rng = np.random.RandomState(0)
+    pixels = mx.nd.array(rng.normal(0, s, size=(8, 3, 32, 32)))
+    labels = mx.nd.array(rng.randint(0, 4, size=8))
+    loss = gluon.loss.SoftmaxCrossEntropyLoss()
+    for _ in range(3):
+        for net, trainer, x in zip((ours, ref), trainers, (pixels, pixels / s)):
+            with autograd.record():
+                value = loss(net(x), labels)
+            value.backward()
+            trainer.step(8)
+    for name, param in ours._collect_params_with_prefix().items():
+        got = param.data().asnumpy() * (s if name == "features.conv1_1.weight" else 1)
+        want = ref._collect_params_with_prefix()[name].data().asnumpy()
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max(),
+                                   err_msg=name)
+    # a dist kvstore's servers get the optimizer pickled, without the parameters
+    index = trainers[0]._params.index(ours._collect_params_with_prefix()[
+        "features.conv1_1.weight"])
+    shipped = pickle.loads(pickle.dumps(trainers[0]._optimizer))
+    assert shipped._get_lr(index) == pytest.approx(0.01 / s ** 2)
+    assert shipped._get_wd(index) == pytest.approx(0.0005 * s ** 2)
+    assert models.input_std_for("xavier") == models.input_std_for("normal") == 1.0
+
+
+def test_input_std_must_be_a_positive_number():
+    for bad in ("0", "-3", "nan", "inf", "wide"):
+        with pytest.raises(VggError, match="input_std must be auto or a number > 0"):
+            recipes.validate({"input_std": bad}, "config")

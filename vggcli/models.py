@@ -223,7 +223,17 @@ def check_array_sizes(net, input_size=None):
 PIXEL_STD = 57.6
 
 
-def initialize(net, init="xavier", std=0.01, ctx=None, seed=None):
+def input_std_for(init, input_std="auto"):
+    """The pixel scale conv1_1 is initialised and trained in (``--input-std``): a number,
+    or ``auto``: PIXEL_STD for ``he`` (He et al. assume unit-variance inputs, as
+    GluonCV's and torchvision's normalised ones are), 1 for ``normal`` and ``xavier``,
+    whose scale was set for the paper's mean-subtracted pixels."""
+    if input_std in (None, "auto"):
+        return PIXEL_STD if init == "he" else 1.0
+    return float(input_std)
+
+
+def initialize(net, init="he", std=0.01, ctx=None, seed=None, input_std="auto"):
     """Initialise weights; biases are zero in every scheme (paper §3.1).
 
     ``normal``: zero-mean Gaussian with standard deviation ``std`` = 0.01 at the
@@ -239,10 +249,12 @@ def initialize(net, init="xavier", std=0.01, ctx=None, seed=None):
     ``xavier``: Glorot uniform (fan average), which the paper notes works
     without pre-training.
     ``he``: He et al. 2015 (MSRA): Gaussian with variance 2 / fan-in, which keeps
-    the activations' scale through ReLU layers (Glorot halves it at each one), and
-    conv1_1 divided by the pixels' standard deviation (PIXEL_STD) so that the
-    logits start at unit scale: without it the first loss was 7.3 and a 1/8-width
-    net D died within an epoch (README, "Training deep nets").
+    the activations' scale through ReLU layers (Glorot halves it at each one).
+
+    ``input_std``: conv1_1 is drawn for pixels divided by it, i.e. its weights are
+    divided by it (see ``input_std_for``: PIXEL_STD for ``he``, whose logits then start
+    at unit scale -- without it the first loss was 7.3 and a 1/8-width net D died
+    within an epoch -- and 1 for the schemes that were set for raw pixels).
     """
     if seed is not None:
         mx.random.seed(seed)
@@ -250,16 +262,21 @@ def initialize(net, init="xavier", std=0.01, ctx=None, seed=None):
     if init == "xavier":
         net.initialize(mx.init.Xavier(rnd_type="uniform", factor_type="avg", magnitude=3),
                        ctx=ctx, force_reinit=True)
-        return net
-    if init == "he":
+    elif init == "he":
         net.initialize(mx.init.MSRAPrelu(factor_type="in", slope=0.0), ctx=ctx,
                        force_reinit=True)
-        # He et al. assume unit-variance inputs; ours are mean-subtracted pixels
-        first = net._collect_params_with_prefix()["features.conv1_1.weight"]
-        first.set_data(first.data() / PIXEL_STD)
-        return net
-    if init != "normal":
+    elif init == "normal":
+        _initialize_normal(net, std, ctx)
+    else:
         raise VggError("unknown init %r; valid: normal, xavier, he" % (init,))
+    scale = input_std_for(init, input_std)
+    if scale != 1.0:  # drawn for pixels / scale: the same function on raw pixels
+        first = net._collect_params_with_prefix()["features.conv1_1.weight"]
+        first.set_data(first.data() / scale)
+    return net
+
+
+def _initialize_normal(net, std, ctx):
     net.initialize(mx.init.Zero(), ctx=ctx, force_reinit=True)
     paper_fan_in = _fan_ins(layer_table(net.config))
     fan_in = _fan_ins(net.layers)
@@ -268,7 +285,6 @@ def initialize(net, init="xavier", std=0.01, ctx=None, seed=None):
         if name.endswith("weight"):
             scaled = std * (paper_fan_in[layer] / fan_in[layer]) ** 0.5
             param.initialize(mx.init.Normal(scaled), ctx=ctx, force_reinit=True)
-    return net
 
 
 def _fan_ins(rows):

@@ -40,11 +40,16 @@ FIELDS = {
                             "lr /= 10, e.g. '20,27' (training then runs all --epochs)"),
     "patience": (2, int, "epochs without val improvement before lr /= 10"),
     "max_reductions": (3, int, "lr divisions before the last plateau ends training"),
-    "init": ("xavier", str, "random init: xavier (Glorot, which the paper notes trains "
-                            "deep nets without pre-training; the default: from normal, "
-                            "net D stays at chance), normal (std init_std, the paper's with "
-                            "net A's layers copied in) or he (He/MSRA)"),
+    "init": ("he", str, "random init: he (He/MSRA, the default: with --input-std auto it "
+                        "trains net E from scratch, where Glorot kept it at chance for up "
+                        "to 30 epochs), xavier (Glorot, which the paper notes trains deep "
+                        "nets without pre-training) or normal (std init_std, the paper's "
+                        "with net A's layers copied in)"),
     "init_std": (0.01, float, "standard deviation of the normal init"),
+    "input_std": ("auto", str, "conv1_1 initialised and trained as if the mean-subtracted "
+                               "pixels were divided by this (its weights saved for raw "
+                               "pixels); auto: 57.6, ImageNet's pixel std, with --init he, "
+                               "else 1 (the paper's raw pixels)"),
     "init_from": (None, str, "net A params: copy conv1_1, conv2_1, conv3_1, conv3_2, fc6-fc8"),
     "finetune_from": (None, str, "params of the same net to start from (e.g. S=256 -> 384)"),
     "width_mult": (1.0, float, "multiplier on conv widths (small-scale runs)"),
@@ -114,6 +119,14 @@ def validate(config, where="config"):
     for key in ("momentum", "dropout"):
         if key in out and out[key] is not None and not 0 <= out[key] < 1:
             raise VggError("%s: %s must be in [0, 1), got %r" % (where, key, out[key]))
+    if out.get("input_std") not in (None, "auto"):
+        try:
+            std = float(out["input_std"])
+        except ValueError:
+            std = math.nan
+        if not (math.isfinite(std) and std > 0):
+            raise VggError("%s: input_std must be auto or a number > 0, got %r"
+                           % (where, out["input_std"]))
     if out.get("lr_steps") is not None:
         parse_lr_steps(out["lr_steps"], where)
     for key in ("wd", "warmup", "patience", "max_reductions", "checkpoint_every", "pca_std", "seed",

@@ -51,7 +51,7 @@ def train_flags(protocol):
     model, training = protocol["model"], protocol["training"]
     flags = ["--crop-size", str(model["crop_size"]), "--width-mult", str(model["width_mult"]),
              "--fc-width", str(model["fc_width"])]
-    for key in ("batch_size", "init", "dropout", "warmup", "wd", "dtype"):
+    for key in ("batch_size", "init", "input_std", "dropout", "warmup", "wd", "dtype"):
         if key in training:
             flags += ["--" + key.replace("_", "-"), str(training[key])]
     return flags
