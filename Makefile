@@ -1,11 +1,12 @@
-# make install | test | test-isa | demo | reproduce | bench | lint   (EXTRA=cu112 for NVIDIA GPUs)
+# make install | test | test-isa | test-cluster | demo | reproduce | bench | bench-cluster | lint
+# (EXTRA=cu112 for NVIDIA GPUs)
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
 EXTRA  ?= cpu
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(EXTRA)
 
-.PHONY: install test test-isa demo reproduce bench lint clean
+.PHONY: install test test-isa test-cluster demo reproduce bench bench-cluster lint clean
 
 install: $(STAMP)
 
@@ -23,6 +24,11 @@ test: install
 test-isa: install
 	$(BIN)/python -m tests.isa_levels
 
+# vgg launch --launcher ssh across 3 hosts built here (network namespaces on a bridge, an
+# sshd each; root, installs openssh-server if missing); elsewhere the tests say why they skip
+test-cluster: install
+	VGG_CLUSTER=1 $(BIN)/python -m pytest -q -rs tests/test_cluster.py
+
 demo: install
 	$(BIN)/python -m vggcli.demo
 
@@ -32,6 +38,9 @@ reproduce: install
 
 bench: install
 	$(BIN)/python -m vggcli.bench
+
+bench-cluster: install
+	$(BIN)/python -m vggcli.bench cluster
 
 lint: install
 	$(BIN)/ruff check vggcli data_tools tests

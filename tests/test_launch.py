@@ -91,6 +91,17 @@ def test_unequal_shards_finish(digits, tmp_path):
     assert os.path.isfile(tmp_path / "d" / "final.params")  # rank 0 writes
 
 
+def test_one_worker_with_a_partial_last_batch(digits, tmp_path):
+    """1,438 records in batches of 32: the last would hold 30 images, at which a dist
+    kvstore's Trainer raises (its servers' gradient scale is fixed); the worker runs
+    ceil(1438 / 32) = 45 full batches instead, wrapping around."""
+    result = _launch(["-n", "1", "-s", "1", "--", "vgg", "train", "--kvstore", "dist_sync",
+                      "--out", str(tmp_path / "p"), "--data", digits, "--batch-size", "32",
+                      "--epochs", "1"] + TRAIN)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "1 epochs, 45 iterations" in result.stdout
+
+
 @pytest.mark.slow
 def test_killing_a_worker_stops_the_whole_job(digits, tmp_path):
     proc = subprocess.Popen(

@@ -14,6 +14,7 @@ import time
 
 import numpy as np
 
+from .bench_cluster import bench_cluster
 from .bench_common import (OUT_DIR, ROUNDS, _gluoncv_pair, _interleave, _row, _timed_rates,
                            native_logs_silenced)
 from .bench_peers import (bench_bfloat16, bench_compression_accuracy, bench_dense_vs_multicrop,
@@ -230,11 +231,13 @@ BENCHES = {"inference": bench_inference, "int8": bench_int8, "torch": bench_torc
            "bfloat16": bench_bfloat16, "gflops": bench_gflops,
            "training": bench_training, "pipeline": bench_pipeline, "packing": bench_packing,
            "dense": bench_dense_vs_multicrop, "distributed": bench_distributed,
-           "compression": bench_compression_accuracy, "scaling": bench_scaling}
-# make bench: all but two, to stay under 15 minutes on 2 cores: the training step against
-# GluonCV's vgg16 (same kernels as ours, two minutes; the inference row shows the same)
-# and the accuracy cost of gradient compression (an experiment, not a speed figure)
-DEFAULT = [name for name in BENCHES if name not in ("training", "compression")]
+           "compression": bench_compression_accuracy, "scaling": bench_scaling,
+           "cluster": bench_cluster}
+# make bench: all but three, to stay under 15 minutes on 2 cores: the training step against
+# GluonCV's vgg16 (same kernels as ours, two minutes; the inference row shows the same),
+# the accuracy cost of gradient compression (an experiment, not a speed figure) and the
+# cluster (root only: make bench-cluster)
+DEFAULT = [name for name in BENCHES if name not in ("training", "compression", "cluster")]
 
 
 def render(rows):

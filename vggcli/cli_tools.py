@@ -67,12 +67,13 @@ def export(net_name, params, fmt, dense, input_size, prefix, overwrite):
 @cli.command()
 @click.argument("names", nargs=-1)
 def bench(names):
-    """Run benchmarks (by default all but 'training' and 'compression', as make bench);
-    each figure is a ratio against a named peer measured in the same run. Writes
-    bench/results.json and bench/results.md.
+    """Run benchmarks (by default all but 'training', 'compression' and 'cluster', as
+    make bench); each figure is a ratio against a named peer measured in the same run.
+    Writes bench/results.json and bench/results.md.
 
     NAMES: inference, int8, torch, torch-training, threads, bfloat16, gflops, training,
-    pipeline, packing, dense, distributed, compression, scaling.
+    pipeline, packing, dense, distributed, compression, scaling, cluster (as root: three
+    hosts in network namespaces, links shaped with tc).
 
     \b
     Example:

@@ -135,8 +135,12 @@ def recipe_plan(name, data, runs, devices, dtype):
               help="Network interface for ps-lite with ssh (e.g. eth0).")
 @click.option("--start-timeout", type=click.FloatRange(min=1), default=300, show_default=True,
               help="Seconds a worker may stay silent at start before the job is stopped.")
+@click.option("--ssh-config", default=None, type=click.Path(dir_okay=False),
+              help="ssh configuration file for --launcher ssh (ssh -F) instead of "
+                   "~/.ssh/config; its known hosts and keys decide who is trusted.")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED, required=True)
-def launch(workers, servers, launcher, hosts_file, interface, start_timeout, command):
+def launch(workers, servers, launcher, hosts_file, interface, start_timeout, ssh_config,
+           command):
     """Run a training job on MXNet's distributed KVStore (ps-lite dist_sync).
 
     Starts the scheduler, servers and workers, prefixes each one's output with
@@ -153,4 +157,5 @@ def launch(workers, servers, launcher, hosts_file, interface, start_timeout, com
     from .launch import launch as run_launch
 
     run_launch(list(command), workers, servers=servers, launcher=launcher,
-               hosts_file=hosts_file, interface=interface, start_timeout=start_timeout)
+               hosts_file=hosts_file, interface=interface, start_timeout=start_timeout,
+               ssh_config=ssh_config)

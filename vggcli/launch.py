@@ -14,11 +14,13 @@ process of the job when one fails (a dead worker otherwise leaves its peers,
 the servers and the scheduler blocked forever, silently).
 
 Local mode binds every ps-lite node to 127.0.0.1: nothing listens on a public
-interface (servers unpickle what workers send them).
+interface (servers unpickle what workers send them). ssh mode (``launch_ssh``) runs
+the scheduler here and each server and worker on a host over ssh, under
+``rank_guard``, after checking every host.
 """
+import collections
 import functools
 import os
-import shlex
 import signal
 import shutil
 import socket
@@ -84,7 +86,8 @@ class Job:
     """The processes of one distributed job, supervised."""
 
     def __init__(self, command, workers, servers, launcher="local", hosts=None,
-                 scheduler_host=LOOPBACK, interface=None, env=None, out=sys.stdout):
+                 scheduler_host=LOOPBACK, interface=None, env=None, out=sys.stdout,
+                 ssh_config=None):
         if workers < 1 or servers < 1:
             raise VggError("need at least one worker and one server")
         if launcher == "ssh" and not hosts:
@@ -104,37 +107,55 @@ class Job:
             from ._env import available_cores
             self.threads = dict(worker=str(max(1, available_cores() // workers)),
                                 server="1", scheduler="1")
-        elif interface:
+        if launcher == "ssh" and interface:
             self.base_env["DMLC_INTERFACE"] = interface
-        self.launcher, self.hosts = launcher, hosts or []
+        self.launcher, self.hosts, self.ssh_config = launcher, hosts or [], ssh_config
+        # every process of the job carries it (the cluster test finds them by it)
+        self.base_env.setdefault("VGG_JOB_ID", "%d-%d" % (os.getpid(), time.time_ns()))
+        self.where = {}  # name -> host, for the ranks started over ssh
+        self.tails = {}  # name -> its last lines, to explain an ssh failure
         self.roles = [("scheduler", 0)] + [("server", i) for i in range(servers)] + \
             [("worker", i) for i in range(workers)]
         self.procs, self.failure, self.lock = {}, None, threading.Lock()
         self.spoken = set()  # processes that have printed a line (they are up)
 
-    def _popen(self, role, index):
+    def _popen(self, name, role, index):
         env = dict(self.base_env, DMLC_ROLE=role)
         if role in self.threads:
             env["OMP_NUM_THREADS"] = self.threads[role]
+        stdin = None
         if self.launcher == "ssh" and role != "scheduler":
-            host = self.hosts[index % len(self.hosts)]
-            exports = " ".join("%s=%s" % (k, shlex.quote(v)) for k, v in env.items()
-                               if k.startswith("DMLC_") or k in ("PYTHONUNBUFFERED",
-                                                                 "OMP_NUM_THREADS"))
-            remote = "cd %s && env %s %s" % (shlex.quote(os.getcwd()), exports,
-                                             " ".join(shlex.quote(c) for c in self.command))
-            argv = ["ssh", "-o", "StrictHostKeyChecking=no", host, remote]
+            from .launch_ssh import remote_command, ssh_argv
+            host = self.where[name] = self.hosts[index % len(self.hosts)]
+            exports = {k: v for k, v in env.items() if k.startswith("DMLC_") or k in (
+                "PYTHONUNBUFFERED", "OMP_NUM_THREADS", "VGG_JOB_ID")}
+            argv = ssh_argv(host, remote_command(self.command, exports), self.ssh_config)
+            stdin = subprocess.PIPE  # the heartbeat the remote rank_guard waits for
         else:
             argv = self.command
-        return subprocess.Popen(argv, env=env, stdout=subprocess.PIPE,
+        return subprocess.Popen(argv, env=env, stdin=stdin, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, start_new_session=True,
                                 preexec_fn=functools.partial(die_with_parent, os.getpid()))
 
     def _stream(self, name, proc):
+        tail = self.tails.setdefault(name, collections.deque(maxlen=20))
         for line in iter(proc.stdout.readline, b""):
             self.spoken.add(name)
-            self.out.write("[%s] %s" % (name, line.decode(errors="replace")))
+            text = line.decode(errors="replace")
+            tail.append(text.rstrip("\n"))
+            self.out.write("[%s] %s" % (name, text))
             self.out.flush()
+
+    def _heartbeat(self, done):
+        from .rank_guard import HEARTBEAT_S
+        while not done.wait(HEARTBEAT_S):
+            for name in self.where:
+                proc = self.procs.get(name)
+                try:
+                    proc.stdin.write(b".")
+                    proc.stdin.flush()
+                except (AttributeError, OSError, ValueError):
+                    pass  # ended: the supervising loop sees it
 
     def _fail(self, name, code, reason=None):
         with self.lock:
@@ -142,6 +163,28 @@ class Job:
                 self.failure = "%s %s%s" % (
                     name, "exited with status %s" % code if code != "none" else "failed",
                     " (%s)" % reason if reason else "")
+
+    def _ended(self, name, code):
+        """A process ended with a non-zero status: why, as the failure."""
+        if name in self.where:
+            from .launch_ssh import explain
+            why = explain(self.where[name], code, list(self.tails.get(name, ())))
+            if why:
+                return self._fail("%s (on %s)" % (name, self.where[name]), "none", why)
+            if 128 < code < 255:  # rank_guard's status for a rank killed by a signal
+                return self._fail("%s (on %s)" % (name, self.where[name]), code,
+                                  "killed by signal %d" % (code - 128))
+            return self._fail("%s (on %s)" % (name, self.where[name]), code)
+        self._fail(name, code, "killed by signal %d" % -code if code < 0 else None)
+
+    def _what_was_stopped(self):
+        if self.launcher != "ssh":
+            return "every other process of the job was stopped"
+        here = [n for n in self.procs if n not in self.where]
+        remote = ["%s (%s)" % (n, h) for n, h in self.where.items()]
+        return ("stopped here: %s; over ssh: %s, each of which stops within %d s of losing "
+                "its launcher's connection or heartbeat" % (", ".join(here), ", ".join(remote),
+                                                            _answer_s()))
 
     def stop(self, grace=5.0):
         """SIGTERM every process group of the job, SIGKILL what is left after ``grace``."""
@@ -165,6 +208,24 @@ class Job:
                     pass
                 proc.wait()
 
+    def _start_all(self, streams):
+        """Every process, a thread streaming each one's output, and (ssh) the heartbeat;
+        ``streams`` collects the threads and the heartbeat's stop event."""
+        if self.launcher == "ssh":
+            beating = threading.Event()
+            threading.Thread(target=self._heartbeat, args=(beating,), daemon=True).start()
+            streams.append(beating)
+        for role, index in self.roles:
+            name = role if role == "scheduler" else "%s %d" % (role, index)
+            proc = self._popen(name, role, index)
+            self.procs[name] = proc
+            self.out.write("[launch] started %s%s, pid %d\n" % (
+                name, " on %s (ssh)" % self.where[name] if name in self.where else "",
+                proc.pid))
+            thread = threading.Thread(target=self._stream, args=(name, proc), daemon=True)
+            thread.start()
+            streams.append(thread)
+
     def run(self, start_timeout=300.0, finish_timeout=60.0):
         """Start everything, supervise, tear down; returns 0 or raises VggRuntimeError.
 
@@ -176,14 +237,7 @@ class Job:
         # leave the job running
         stopping, restore_signals = catch_stop_signals()
         try:
-            for role, index in self.roles:
-                name = role if role == "scheduler" else "%s %d" % (role, index)
-                proc = self._popen(role, index)
-                self.procs[name] = proc
-                self.out.write("[launch] started %s, pid %d\n" % (name, proc.pid))
-                thread = threading.Thread(target=self._stream, args=(name, proc), daemon=True)
-                thread.start()
-                streams.append(thread)
+            self._start_all(streams)
             workers = {n: p for n, p in self.procs.items() if n.startswith("worker")}
             workers_done_at, started = None, time.time()
             while True:
@@ -192,8 +246,7 @@ class Job:
                 for name, proc in self.procs.items():
                     code = proc.poll()
                     if code not in (None, 0):
-                        reason = "killed by signal %d" % -code if code < 0 else None
-                        self._fail(name, code, reason)
+                        self._ended(name, code)
                 silent = [n for n, p in workers.items()
                           if n not in self.spoken and p.poll() is None]
                 if silent and time.time() - started > start_timeout:
@@ -216,16 +269,25 @@ class Job:
             self.stop()
             restore_signals()
             for thread in streams:
-                thread.join(timeout=2)
+                if isinstance(thread, threading.Event):
+                    thread.set()  # the heartbeat stops
+                else:
+                    thread.join(timeout=2)
         if self.failure:
-            raise VggRuntimeError("distributed job failed: %s; every other process of the "
-                                  "job was stopped" % self.failure)
+            raise VggRuntimeError("distributed job failed: %s; %s"
+                                  % (self.failure, self._what_was_stopped()))
         return 0
 
 
+def _answer_s():
+    from .launch_ssh import ANSWER_S
+    return ANSWER_S
+
+
 def launch(command, workers, servers=None, launcher="local", hosts_file=None, interface=None,
-           out=sys.stdout, start_timeout=300.0):
-    """Run ``command`` as a ps-lite job; the command must use a ``dist_*`` kvstore."""
+           out=sys.stdout, start_timeout=300.0, ssh_config=None, check=True):
+    """Run ``command`` as a ps-lite job; the command must use a ``dist_*`` kvstore.
+    With ``launcher="ssh"`` every host is checked first (``launch_ssh.check_hosts``)."""
     if not command:
         raise VggError("give the command to run after --, e.g. vgg launch -n 2 -- vgg train "
                        "--kvstore dist_sync ...")
@@ -236,9 +298,17 @@ def launch(command, workers, servers=None, launcher="local", hosts_file=None, in
     if launcher == "local" and shutil.which(command[0]) is None:
         raise VggError("program %s not found (or not executable): nothing to launch"
                        % command[0])
+    if ssh_config and not os.path.isfile(ssh_config):
+        raise VggError("--ssh-config %s is not a file" % ssh_config)
     hosts = read_hosts(hosts_file) if hosts_file else None
-    scheduler_host = LOOPBACK if launcher == "local" else socket.gethostbyname(
-        socket.gethostname())
+    scheduler_host = LOOPBACK
+    if launcher == "ssh" and hosts:
+        from .launch_ssh import check_hosts, scheduler_address
+        scheduler_host, why = scheduler_address(interface, hosts, ssh_config)
+        if check:
+            check_hosts(hosts, command, ssh_config, out=out)
     job = Job(command, workers, servers or workers, launcher=launcher, hosts=hosts,
-              scheduler_host=scheduler_host, interface=interface, out=out)
+              scheduler_host=scheduler_host, interface=interface, out=out, ssh_config=ssh_config)
+    if launcher == "ssh" and hosts:
+        out.write("[launch] scheduler at %s:%d (from %s)\n" % (scheduler_host, job.port, why))
     return job.run(start_timeout=start_timeout)

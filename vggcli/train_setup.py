@@ -17,7 +17,7 @@ from .train_state import Log, Run, load_optimizer, progress_factory, weights_met
 A_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv3_2", "fc6", "fc7", "fc8")
 
 
-def load_data(cfg, manifest, part=0, parts=1):
+def load_data(cfg, manifest, part=0, parts=1, full_batches=False):
     """(train loader, val loader, their batch samplers) for a resolved config."""
     from .data import (CenterTransform, EpochBatches, EpochDataset, RecordImages, Scale,
                        TrainTransform, make_loader)
@@ -48,7 +48,10 @@ def load_data(cfg, manifest, part=0, parts=1):
     val_set = EpochDataset(val_images, CenterTransform(val_scale, cfg["crop_size"], mean,
                                                        boxes=boxes))
     steps = None
-    if parts > 1:  # every worker runs the same number of steps (MXNet #7888, #9611)
+    # every worker runs the same number of steps (MXNet #7888, #9611), of full batches:
+    # a dist kvstore's Trainer raises at a smaller last batch (its servers' gradient
+    # scale is fixed), even with one worker
+    if parts > 1 or full_batches:
         steps = math.ceil(math.ceil(train_images.total / parts) / cfg["batch_size"])
     train_batches = EpochBatches(len(train_images), cfg["batch_size"], cfg["seed"],
                                  steps=steps)
@@ -317,7 +320,7 @@ def setup(cfg, meta=None, resume=False, progress=True):
         load_optimizer(trainer, net, os.path.join(found[0], "optimizer.nd"))
         trainer._optimizer.num_update = found[1]["num_update"]
     train_loader, val_loader, train_batches, _ = load_data(local, manifest, part=rank,
-                                                           parts=workers)
+                                                           parts=workers, full_batches=dist)
     state = found[1] if found else {}
     log = Log(os.path.join(out, "log.jsonl") if rank == 0 else os.devnull,
               resume_bytes=state.get("log_bytes", 0) if rank == 0 else 0)
