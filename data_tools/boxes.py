@@ -137,10 +137,24 @@ def parse_label(label):
     return objects, ((float(extra[0]), float(extra[1])) if len(extra) >= 2 else None)
 
 
+# A corner within this many pixels of a whole pixel is that pixel: the header keeps
+# corners as float32 fractions of the side (relative error 2^-24 = 6e-8), so at
+# JPEG's largest side (65,535 px) a whole-pixel corner comes back within 0.004 px.
+WHOLE_PIXEL_TOLERANCE = 0.01
+
+
+def _whole_if_close(value):
+    nearest = round(value)
+    return float(nearest) if abs(value - nearest) <= WHOLE_PIXEL_TOLERANCE else value
+
+
 def objects_in_pixels(objects, width, height):
-    """[(class index, box in pixels)] of parsed objects on a width x height image."""
-    return [(int(row[0]), (row[1] * width, row[2] * height, row[3] * width,
-                           row[4] * height)) for row in objects]
+    """[(class index, box in pixels)] of parsed objects on a width x height image; the
+    devkit's whole-pixel corners come back exactly (so an IoU of exactly 0.5, which the
+    devkit counts as right, stays 0.5)."""
+    return [(int(row[0]), tuple(_whole_if_close(v) for v in (
+        row[1] * width, row[2] * height, row[3] * width, row[4] * height)))
+        for row in objects]
 
 
 def boxes_from_label(label, width, height):

@@ -295,6 +295,8 @@ def pack(splits, classes, out_dir, settings, source, refused=(), workers=None, r
     if output_kind(out_dir) is None:
         mark_output(out_dir, "pack")
     write_text_atomic(os.path.join(out_dir, "synsets.txt"), "\n".join(classes.lines()) + "\n")
+    source = dict(source)
+    label_ids = source.pop("label_ids", None)
     manifest = OrderedDict([
         ("version", MANIFEST_VERSION),
         ("classes", len(classes)),
@@ -303,6 +305,8 @@ def pack(splits, classes, out_dir, settings, source, refused=(), workers=None, r
         ("refused", [dict(id=r.ident, reason=r.reason) for r in refused]),
         ("splits", OrderedDict()),
     ])
+    if label_ids:  # class i is submitted to the ILSVRC devkit as label_ids[i]
+        manifest["label_ids"] = label_ids
     if boxes:
         manifest["boxes"] = boxes
     workers = workers or available_cores()

@@ -124,6 +124,9 @@ def plan_imagenet(train_tar=None, val_tar=None, devkit=None, root=None, synsets=
                            % (root, data))
     source = dict(kind="imagenet", layout=layout, train_tar=train_tar, val_tar=val_tar,
                   devkit=devkit, root=root, synsets=synsets)
+    if ids_to_wnid:  # the devkit's label of each class, for submissions (manifest label_ids)
+        by_wnid = {wnid: ilsvrc_id for ilsvrc_id, wnid in ids_to_wnid.items()}
+        source["label_ids"] = [by_wnid[line.split()[0]] for line in classes.lines()]
     return splits, classes, source, refused
 
 

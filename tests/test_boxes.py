@@ -120,3 +120,27 @@ def test_gluoncv_reads_our_detection_labels(tmp_path):
     np.testing.assert_allclose([b for _, b in back], [b for _, b in objects], atol=1e-3)
     with pytest.raises(VggError, match="not a detection label"):
         boxes.boxes_from_label([2, 5, 1, 0.1, 0.2], 10, 10)
+
+
+def test_whole_pixel_boxes_come_back_exactly():
+    """The header keeps corners as float32 fractions of the side; the devkit's
+    whole-pixel corners must come back exactly, at every image size (for 94 of the
+    100 even widths 200-398 the plain product misses a half-width box's IoU of 0.5
+    by ~2e-8)."""
+    from vggcli.localisation import devkit_iou, localisation_errors
+    for width in range(200, 400, 2):
+        height = 215
+        half = (0.0, 0.0, width / 2 - 1.0, height - 1.0)  # IoU 0.5 with the whole image
+        label = boxes.detection_label([(3, half), (3, (7.0, 1.0, 123.0, 214.0))], width,
+                                      height)
+        objects, source = boxes.parse_label(label)
+        back = boxes.objects_in_pixels(objects, *source)
+        assert back == [(3, half), (3, (7.0, 1.0, 123.0, 214.0))]
+        whole = (0.0, 0.0, width - 1.0, height - 1.0)
+        assert devkit_iou(whole, back[0][1]) == 0.5
+        # a tie at IoU 0.5 counts as right, as in the devkit
+        assert localisation_errors([[(3, whole)]], [back[:1]])[1] == 0.0
+    # a corner that is not a whole pixel stays where it was
+    label = boxes.detection_label([(0, (10.25, 0.0, 99.5, 50.0))], 200, 100)
+    (_, box), = boxes.objects_in_pixels(*[boxes.parse_label(label)[0], 200, 100])
+    assert box[0] == pytest.approx(10.25, abs=1e-4) and box[2] == pytest.approx(99.5, abs=1e-4)

@@ -140,7 +140,8 @@ def fuse(folders, out_dir, overwrite):
                    "for locations 32/N px apart (OverFeat's offsets; 1 is the paper's).")
 @click.option("--devkit", type=click.Path(), default=None,
               help="ILSVRC2012_devkit_t12.tar.gz: write submission.txt with the devkit's "
-                   "ILSVRC2012_IDs (default: class index + 1).")
+                   "ILSVRC2012_IDs (default: those vgg pack-imagenet --devkit recorded in "
+                   "the data's manifest, else class index + 1).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
 @click.option("--devices", type=DEVICES, default="cpu", show_default=True)
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),

@@ -24,6 +24,7 @@ import numpy as np
 from .data import MAX_SCALE, rescale_shorter_side
 from .errors import VggError
 from .precision import resolve
+from .submission import label_ids_of, same_label_ids, write_classification
 
 MODES = ("dense", "multicrop", "both")
 GRID = 5
@@ -217,6 +218,7 @@ def evaluate(net, data, out_dir, scales, mode="dense", flip=True, batch_size=32,
     check_scales(scales, crop)
     if mean_rgb is None:
         raise VggError("no mean RGB for preprocessing: the params file has none; give --mean")
+    label_ids = _label_ids(data, net.knobs["classes"])
     source = RecordSource(data)
     count = len(source) if limit is None else min(limit, len(source))
     ctx = ctx or [mx.cpu()]
@@ -240,6 +242,7 @@ def evaluate(net, data, out_dir, scales, mode="dense", flip=True, batch_size=32,
         seconds = time.time() - started
         final = reserved_memmap(os.path.join(tmp, "scores.npy"), (count, classes), out_dir)
         rows, errors = _rows(parts, labels, modes, scales, mode, final)
+        write_classification(os.path.join(tmp, "submission.txt"), final, label_ids)
         for array in list(parts.values()) + [final]:
             array.flush()
         del parts, final
@@ -250,9 +253,19 @@ def evaluate(net, data, out_dir, scales, mode="dense", flip=True, batch_size=32,
             "train_scale"), data=data, images=count, scales=scales, mode=mode, flip=flip,
             crop_size=crop, precision=precision_label(int8_images, dtype), fidelity=fidelity,
             top1_error=errors[1], top5_error=errors[5], rows=rows, seconds=seconds,
-            images_per_second=count / seconds if seconds > 0 else None)
+            images_per_second=count / seconds if seconds > 0 else None, label_ids=label_ids)
         _write_reports(tmp, report, title="vgg eval: net %s" % net.config)
     return report
+
+
+def _label_ids(data, classes):
+    """The devkit labels of ``data``'s classes (manifest label_ids), checked against the
+    net's class count; None without them."""
+    label_ids = label_ids_of(data)
+    if label_ids is not None and len(label_ids) != classes:
+        raise VggError("%s's manifest labels %d classes; the net has %d"
+                       % (data, len(label_ids), classes))
+    return label_ids
 
 
 def _scale_label(scales):
@@ -355,15 +368,18 @@ def fuse(folders, out_dir, overwrite=False):
 
     from .inference import reserved_memmap
     members = [r for _, _, _, r in loaded]
+    label_ids = same_label_ids(members, folders)
     with atomic_output(out_dir, folder=True, kind="fuse") as tmp:
         fused = reserved_memmap(os.path.join(tmp, "scores.npy"), scores0.shape, out_dir)
         errors = errors_of_mean([scores for scores, _, _, _ in loaded], labels0, out=fused)
+        write_classification(os.path.join(tmp, "submission.txt"), fused, label_ids)
         fused.flush()
         del fused
         np.save(os.path.join(tmp, "labels.npy"), labels0)
         with open(os.path.join(tmp, "ids.txt"), "w") as f:
             f.write("".join(i + "\n" for i in ids0))
-        report = _fusion_report(folders, members, errors, len(labels0))
+        report = dict(_fusion_report(folders, members, errors, len(labels0)),
+                      label_ids=label_ids)
         _write_fusion_reports(tmp, report)
     return report
 

@@ -64,6 +64,13 @@ def localisation_errors(all_guesses, all_truths, ks=range(1, MAX_GUESSES + 1)):
     return {k: totals[k] / len(all_truths) for k in ks}
 
 
+def whole_pixels(all_guesses):
+    """Every guess's box in whole pixels, as ``submission_line`` writes it (Python's
+    round, half to even): the report is scored on exactly the submitted boxes."""
+    return [[(label, tuple(float(round(v)) for v in box)) for label, box in guesses]
+            for guesses in all_guesses]
+
+
 def submission_line(guesses, label_ids=None):
     """One line of the devkit's Task 2 submission: ``label xmin ymin xmax ymax`` per
     guess, boxes as whole 1-based pixels; labels ``label_ids[class]`` (the devkit's

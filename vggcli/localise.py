@@ -30,7 +30,8 @@ import numpy as np
 from data_tools.common import atomic_output, check_output, printable
 
 from .errors import VggError
-from .localisation import MAX_GUESSES, localisation_errors, submission_line
+from .localisation import MAX_GUESSES, localisation_errors, submission_line, whole_pixels
+from .submission import label_ids_of, same_label_ids
 
 MODES = ("center", "dense")
 STRIDE = 32  # pool5's stride: the dense output's locations are this far apart
@@ -375,7 +376,10 @@ def localise(params, data, out_dir, mode="center", scales=None, classifier=None,
     scales = list(scales) if scales else loc.default_scales(params)
     check_scales(scales, loc.net.knobs["crop_size"])
     records = BoxRecords(data)
-    label_ids = devkit_label_ids(devkit, loc.class_names) if devkit else None
+    label_ids = devkit_label_ids(devkit, loc.class_names) if devkit else label_ids_of(data)
+    if label_ids is not None and len(label_ids) != len(loc.class_names):
+        raise VggError("%s's manifest labels %d classes; the net has %d"
+                       % (printable(data), len(label_ids), len(loc.class_names)))
     truths, sizes = _truths(records)
     candidates = None
     if mode == "center":
@@ -395,7 +399,7 @@ def localise(params, data, out_dir, mode="center", scales=None, classifier=None,
     report = dict(kind=KIND, mode=mode, task=task, params=os.path.abspath(params),
                   classifier=classifier and os.path.abspath(classifier), data=data,
                   scales=scales, images=len(records), merge_threshold=threshold,
-                  shifts=shifts if mode == "dense" else None)
+                  shifts=shifts if mode == "dense" else None, label_ids=label_ids)
     _score(report, guesses, truths, sizes)
     with atomic_output(out_dir, folder=True, kind=KIND) as tmp:
         _write(tmp, report, records.ids, guesses, label_ids, candidates, truths, sizes)
@@ -403,14 +407,17 @@ def localise(params, data, out_dir, mode="center", scales=None, classifier=None,
 
 
 def _score(report, guesses, truths, sizes):
+    """The errors of the boxes as submitted (whole pixels), and of the baselines'."""
     ks = range(1, MAX_GUESSES + 1)
-    report["errors"] = {str(k): v for k, v in localisation_errors(guesses, truths, ks).items()}
+    report["errors"] = {str(k): v for k, v in localisation_errors(
+        whole_pixels(guesses), truths, ks).items()}
     report["baselines"] = {name: {str(k): v for k, v in
-                                  localisation_errors(fixed, truths, ks).items()}
+                                  localisation_errors(whole_pixels(fixed), truths, ks).items()}
                            for name, fixed in _baselines(guesses, sizes).items()}
 
 
 def _write(folder, report, ids, guesses, label_ids, candidates, truths, sizes):
+    guesses = whole_pixels(guesses)
     with open(os.path.join(folder, "report.json"), "w") as f:
         json.dump(report, f, indent=1)
     with open(os.path.join(folder, "report.md"), "w", encoding="utf-8",
@@ -521,6 +528,7 @@ def fuse_localisation(folders, out_dir, threshold=MERGE_THRESHOLD, overwrite=Fal
                                                                printable(folders[0])))
         ids = these
         loaded.append((report, load_candidates(folder)))
+    label_ids = same_label_ids([report for report, _ in loaded], folders)
     results = []
     for per_net in zip(*[images for _, (images, _, _) in loaded]):
         scores, merged = {}, {}
@@ -539,8 +547,8 @@ def fuse_localisation(folders, out_dir, threshold=MERGE_THRESHOLD, overwrite=Fal
     report = dict(kind=KIND, mode="fusion", task=None, members=[os.path.abspath(f)
                                                                  for f in folders],
                   scales=sorted({q for r, _ in loaded for q in r["scales"]}),
-                  images=len(ids), merge_threshold=threshold)
+                  images=len(ids), merge_threshold=threshold, label_ids=label_ids)
     _score(report, guesses, truths, sizes)
     with atomic_output(out_dir, folder=True, kind="fuse") as tmp:
-        _write(tmp, report, ids, guesses, None, None, truths, sizes)
+        _write(tmp, report, ids, guesses, label_ids, None, truths, sizes)
     return report
