@@ -14,7 +14,8 @@ from .cli import DEVICES, MEAN, NET, SCALES, cli, dtype_option, overwrite_option
 @click.option("--data", type=click.Path(dir_okay=False), default=None,
               help="Labelled records to evaluate (e.g. data/imagenet/val.rec).")
 @click.option("--images", type=click.Path(file_okay=False), default=None,
-              help="A folder of unlabelled images: print each one's top-5 classes.")
+              help="A folder of images: each one's top-5 classes, printed or written to "
+                   "--out FILE.csv / FILE.jsonl (every other option applies).")
 @click.option("--scales", type=SCALES, default=None,
               help="Test scales Q (smaller image side, at most 4096), e.g. 256,384,512. "
                    "Default: the "
@@ -30,12 +31,13 @@ from .cli import DEVICES, MEAN, NET, SCALES, cli, dtype_option, overwrite_option
 @click.option("--mean", type=MEAN, default=None,
               help="Mean R,G,B to subtract (default: from the params file).")
 @click.option("--limit", type=click.IntRange(min=1), default=None,
-              help="Only the first N records.")
+              help="Only the first N records (or images).")
 @click.option("--int8", "int8_images", type=click.IntRange(min=0), default=0,
               help="Run INT8 (oneDNN, CPU), calibrated on this many images (e.g. 64).")
 @dtype_option
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
-              help="Output folder (scores.npy, labels.npy, ids.txt, report.json, report.md).")
+@click.option("--out", "out_dir", type=click.Path(), default=None,
+              help="Output folder (scores.npy, labels.npy, ids.txt, report.json, report.md, "
+                   "submission.txt); with --images a .csv or .jsonl file.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @overwrite_option
 def eval_command(net_name, params, data, images, scales, mode, no_flip, batch_size, devices,
@@ -43,21 +45,25 @@ def eval_command(net_name, params, data, images, scales, mode, no_flip, batch_si
     """Test a network as the paper does (§3.2): dense, multi-crop, multi-scale.
 
     Prints top-1/top-5 error and writes posteriors that any numpy user can
-    load. With --images instead of --data, prints each image's top-5 classes.
+    load. With --images instead of --data, each image's top-5 classes (WNIDs,
+    names, probabilities), printed or written to --out as CSV or JSON lines.
 
     \b
     Example:
         vgg eval --params runs/D-jitter/best.params --data data/imagenet/val.rec \\
             --scales 256,384,512 --mode both --devices gpu:0 --out eval/D
-        vgg eval --params runs/D-jitter/best.params --images ~/photos
+        vgg eval --params runs/D-jitter/best.params --images ~/photos --out top5.csv
     """
-    from .evaluate import evaluate, predict_folder
+    from .evaluate import evaluate
     from .inference import load_for_inference
 
     if bool(data) == bool(images):
         raise click.UsageError("give exactly one of --data and --images")
     if data and not out_dir:
         raise click.UsageError("--out is required with --data")
+    if images and out_dir:
+        from .predict import check_predictions_out
+        check_predictions_out(out_dir, inputs=[params, images], overwrite=overwrite)
     loaded = load_for_inference(params, net_name, devices, mean_rgb=mean)
     if loaded.net.file_meta.get("task", "classify") != "classify":
         raise click.UsageError("%s is a localisation net (--task %s): test it with vgg "
@@ -65,14 +71,8 @@ def eval_command(net_name, params, data, images, scales, mode, no_flip, batch_si
     net, ctx, mean_rgb = loaded.net, loaded.ctx, loaded.mean_rgb
     scales = scales or loaded.default_scales(params)
     if images:
-        for result in predict_folder(net, images, scales, mean_rgb, loaded.class_names,
-                                     ctx=ctx, flip=not no_flip, dtype=dtype):
-            if "error" in result:
-                click.echo("%s: skipped (%s)" % (result["path"], result["error"]))
-                continue
-            click.echo("%s: %s" % (result["path"], "; ".join(
-                "%s %.3f" % (name, p) for _, name, p in result["top"])))
-        return
+        return _predict(loaded, images, scales, mode, no_flip, batch_size, limit, int8_images,
+                        dtype, out_dir, quiet)
     report = evaluate(net, data, out_dir, scales, mode=mode, flip=not no_flip,
                       overwrite=overwrite, inputs=[params],
                       batch_size=batch_size, ctx=ctx, mean_rgb=mean_rgb, limit=limit,
@@ -82,6 +82,27 @@ def eval_command(net_name, params, data, images, scales, mode, no_flip, batch_si
     click.echo("top-1 error %.2f%%, top-5 error %.2f%% (%.1f images/s); written to %s"
                % (100 * report["top1_error"], 100 * report["top5_error"],
                   report["images_per_second"] or 0, out_dir))
+
+
+def _predict(loaded, images, scales, mode, no_flip, batch_size, limit, int8_images, dtype,
+             out_path, quiet):
+    from .predict import predict_folder, write_predictions
+    results = predict_folder(loaded.net, images, scales, loaded.mean_rgb, loaded.class_names,
+                             ctx=loaded.ctx, flip=not no_flip, dtype=dtype, mode=mode,
+                             batch_size=batch_size, limit=limit, int8_images=int8_images,
+                             progress=not quiet)
+    if out_path:
+        write_predictions(out_path, results)
+        skipped = sum("error" in r for r in results)
+        click.echo("%d images written to %s%s" % (len(results) - skipped, out_path,
+                                                  "; %d skipped" % skipped if skipped else ""))
+        return
+    for result in results:
+        if "error" in result:
+            click.echo("%s: skipped (%s)" % (result["path"], result["error"]))
+            continue
+        click.echo("%s: %s" % (result["path"], "; ".join(
+            "%s %.3f" % (name, p) for _, _, name, p in result["top"])))
 
 
 @cli.command()

@@ -15,15 +15,15 @@ Output folder: ``scores.npy`` (N x classes float32 posteriors, record order),
 ``report.json`` (top1_error/top5_error as fractions, settings, images/s) and
 ``report.md`` (rows shaped like the paper's Tables 3-6).
 """
+import functools
 import json
 import os
 import time
 
 import numpy as np
 
-from .data import MAX_SCALE, rescale_shorter_side
+from .data import MAX_SCALE
 from .errors import VggError
-from .precision import resolve
 from .submission import label_ids_of, same_label_ids, write_classification
 
 MODES = ("dense", "multicrop", "both")
@@ -133,9 +133,11 @@ class Evaluator:
 
 
 def _score_all(evaluator, source, count, scales, modes, parts, labels, window, progress,
-               workers):
+               workers, skipped=None):
     """Fill ``parts[mode, q]`` (N x classes posteriors) and ``labels`` for the first
-    ``count`` images of ``source``, decoding and rescaling in a thread pool."""
+    ``count`` images of ``source``, decoding and rescaling in a thread pool. An image
+    that cannot be read or rescaled is an error, or with ``skipped`` (a dict) noted
+    there by position and scored as a grey stand-in whose rows mean nothing."""
     from concurrent.futures import ThreadPoolExecutor
 
     from tqdm import tqdm
@@ -148,12 +150,16 @@ def _score_all(evaluator, source, count, scales, modes, parts, labels, window, p
     pool = ThreadPoolExecutor(workers or available_cores())
     try:
         for start in range(0, count, window):
-            decoded = list(pool.map(source.image, range(start, min(count, start + window))))
+            decoded = list(pool.map(functools.partial(_read, source, skipped),
+                                    range(start, min(count, start + window))))
             for i, (image, _) in enumerate(decoded):
                 try:
                     check_rescalable(image, max(scales))
                 except VggError as err:
-                    raise VggError("image %s: %s" % (source.ids[start + i], err)) from None
+                    if skipped is None:
+                        raise VggError("image %s: %s" % (source.ids[start + i], err)) from None
+                    skipped[start + i] = str(err)
+                    decoded[i] = (_stand_in(evaluator.crop), -1)
             labels[start:start + len(decoded)] = [label for _, label in decoded]
             for q in scales:
                 resized = rescaled([image for image, _ in decoded], q, pool)
@@ -171,6 +177,20 @@ def _score_all(evaluator, source, count, scales, modes, parts, labels, window, p
     finally:
         bar.close()
         pool.shutdown()
+
+
+def _stand_in(crop):
+    return np.full((crop, crop, 3), 128, np.uint8)
+
+
+def _read(source, skipped, position):
+    try:
+        return source.image(position)
+    except VggError as err:
+        if skipped is None:
+            raise
+        skipped[position] = str(err)
+        return _stand_in(32), -1
 
 
 def _rows(parts, labels, modes, scales, mode, final):
@@ -407,32 +427,3 @@ def _write_fusion_reports(folder, report):
     with open(os.path.join(folder, "report.md"), "w", encoding="utf-8",
               errors="backslashreplace") as f:  # paths that are not UTF-8
         f.write("# vgg fuse (Table 6 shape)\n\n%d images.\n\n%s\n" % (report["images"], table))
-
-
-def predict_folder(net, folder, scales, mean_rgb, class_names=None, ctx=None, top=5,
-                   flip=True, dtype="float32"):
-    """Top-``top`` classes of every image in ``folder`` (dense, multi-scale)."""
-    import mxnet as mx
-
-    from .data import check_rescalable
-    from .inference import FolderSource, check_scales, printable
-
-    check_scales(scales, net.knobs["crop_size"])
-    source = FolderSource(folder)
-    ctx = ctx or [mx.cpu()]
-    evaluator = Evaluator(net, mean_rgb, ctx, flip=flip, dtype=resolve(dtype, ctx))
-    results = []
-    for position, path in enumerate(source.paths):
-        try:
-            image, _ = source.image(position)
-            check_rescalable(image, max(scales))
-        except VggError as err:
-            results.append(dict(path=printable(path), error=str(err)))
-            continue
-        posterior = np.mean([evaluator.dense_posteriors([rescale_shorter_side(image, q)])[0]
-                             for q in scales], axis=0)
-        best = np.argsort(-posterior)[:top]
-        results.append(dict(path=printable(path), top=[
-            (int(c), class_names[c] if class_names and c < len(class_names) else str(c),
-             float(posterior[c])) for c in best]))
-    return results
