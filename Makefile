@@ -1,4 +1,4 @@
-# make install | test | test-isa | test-cluster | demo | reproduce | bench | bench-cluster | lint
+# make install | test | test-isa | test-cluster | fuzz | demo | reproduce | bench | bench-cluster | lint
 # (EXTRA=cu112 for NVIDIA GPUs)
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
@@ -6,7 +6,7 @@ EXTRA  ?= cpu
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(EXTRA)
 
-.PHONY: install test test-isa test-cluster demo reproduce bench bench-cluster lint clean
+.PHONY: install test test-isa test-cluster fuzz demo reproduce bench bench-cluster lint clean
 
 install: $(STAMP)
 
@@ -28,6 +28,15 @@ test-isa: install
 # sshd each; root, installs openssh-server if missing); elsewhere the tests say why they skip
 test-cluster: install
 	VGG_CLUSTER=1 $(BIN)/python -m pytest -q -rs tests/test_cluster.py
+
+# every reader fuzzed at 400 random examples each, round after round, for FUZZ_MINUTES
+# (make test runs the same suite at 12 fixed examples per reader)
+FUZZ_MINUTES ?= 30
+fuzz: install
+	end=$$(( $$(date +%s) + 60 * $(FUZZ_MINUTES) )); round=0; \
+	while [ $$(date +%s) -lt $$end ]; do round=$$((round + 1)); echo "fuzz round $$round"; \
+	  VGG_FUZZ_EXAMPLES=400 VGG_FUZZ_RANDOM=1 $(BIN)/python -m pytest -q -x -p no:cacheprovider \
+	    tests/test_fuzz.py || exit 1; done
 
 demo: install
 	$(BIN)/python -m vggcli.demo

@@ -39,7 +39,7 @@ setup(
         # make bench's peers and photos; GluonCV also for vgg convert --from gluoncv tests
         "bench": ["gluoncv==0.10.5.post0", "scikit-image>=0.22,<0.25", "torch==2.13.0"],
         "test": ["pytest>=7", "ruff", "torch==2.13.0", "onnx>=1.15,<1.19", "onnxruntime",
-                 "gluoncv==0.10.5.post0", "scikit-image>=0.22,<0.25"],
+                 "gluoncv==0.10.5.post0", "scikit-image>=0.22,<0.25", "hypothesis>=6.100"],
     },
     # recipes/ ships beside the package (vggcli.recipes.recipes_dir finds it)
     data_files=[("share/vgg/recipes", sorted(glob.glob("recipes/*.yaml"))),

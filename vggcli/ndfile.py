@@ -117,6 +117,9 @@ def load(path, what="params file"):
         return mx.nd.load(path)
     except mx.base.MXNetError as err:
         raise VggError("cannot read %s %s: %s" % (what, path, mxnet_reason(err))) from None
+    except UnicodeDecodeError:  # MXNet decodes the array names as UTF-8 (fuzzing, #28)
+        raise VggError("cannot read %s %s: an array name is not text (the file is damaged)"
+                       % (what, path)) from None
 
 
 def save(path, arrays, shown=None):
