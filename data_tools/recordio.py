@@ -128,5 +128,9 @@ def read_index(path):
         if len(fields) != 2 or not all(v.isdigit() for v in fields):
             raise VggError("%s line %d is not 'key<TAB>offset': %r"
                            % (path, number, line.strip()[:60]))
-        entries.append((int(fields[0]), int(fields[1])))
+        key, offset = int(fields[0]), int(fields[1])
+        if key >= 2 ** 63 or offset >= 2 ** 63:  # numpy's int64 (fuzzing, #28)
+            raise VggError("%s line %d: %s is too large for a record key or offset"
+                           % (path, number, max(fields, key=len)[:30]))
+        entries.append((key, offset))
     return entries

@@ -24,6 +24,7 @@ import numpy as np
 
 from .data import MAX_SCALE
 from .errors import VggError
+from .ndfile import NUMPY_READ_ERRORS
 from .submission import label_ids_of, same_label_ids, write_classification
 
 MODES = ("dense", "multicrop", "both")
@@ -322,7 +323,7 @@ def _load_array(path, ndim, kinds, mmap=False):
     """A numeric .npy of ``ndim`` dimensions (no pickles), else a one-line VggError."""
     try:
         array = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as err:
+    except NUMPY_READ_ERRORS as err:
         from data_tools.common import first_line
         raise VggError("%s is damaged or not a plain array file: %s" % (path, first_line(err))) \
             from None

@@ -12,12 +12,12 @@ mean average precision (VOC).
 import json
 import os
 import time
-import zipfile
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from .errors import VggError
+from .ndfile import NUMPY_READ_ERRORS
 
 AGGREGATES = ("mean", "stack")
 
@@ -140,7 +140,7 @@ def is_features_file(path):
     try:
         with np.load(path, allow_pickle=False) as data:
             return "info" in data.files and "features" in data.files
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+    except NUMPY_READ_ERRORS:
         return False
 
 
@@ -218,7 +218,7 @@ def load_features(path):
         with np.load(path, allow_pickle=False) as data:
             features, labels, ids = data["features"], data["labels"], data["ids"]
             info = json.loads(str(data["info"]))
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+    except NUMPY_READ_ERRORS as err:
         raise VggError("%s is not a vgg features file: %s" % (path, err)) from None
     problem = None
     if features.ndim != 2 or features.dtype.kind != "f":

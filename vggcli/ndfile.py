@@ -15,6 +15,9 @@ int64 dims, int32 device type, int32 device id, int32 dtype flag, raw data.
 import math
 import os
 import struct
+import tokenize
+import zipfile
+import zlib
 
 from .errors import VggError
 
@@ -46,6 +49,13 @@ class _Reader:
                            % (what, count, self.left))
         self.f.seek(count, os.SEEK_CUR)
         self.left -= count
+
+
+# What numpy raises on a damaged .npy or .npz (found by fuzzing, #28): its header is a
+# Python literal (parsed with tokenize and ast), its archive is zipfile's and zlib's.
+NUMPY_READ_ERRORS = (OSError, ValueError, EOFError, KeyError, SyntaxError,
+                     tokenize.TokenError, zipfile.BadZipFile, zlib.error,
+                     NotImplementedError, OverflowError, MemoryError)
 
 
 def _array(reader, index):
