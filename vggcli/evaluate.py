@@ -151,7 +151,7 @@ def _score_all(evaluator, source, count, scales, modes, parts, labels, window, p
     pool = ThreadPoolExecutor(workers or available_cores())
     try:
         for start in range(0, count, window):
-            decoded = list(pool.map(functools.partial(_read, source, skipped),
+            decoded = list(pool.map(functools.partial(_read, source, skipped, evaluator.crop),
                                     range(start, min(count, start + window))))
             for i, (image, _) in enumerate(decoded):
                 try:
@@ -184,14 +184,14 @@ def _stand_in(crop):
     return np.full((crop, crop, 3), 128, np.uint8)
 
 
-def _read(source, skipped, position):
+def _read(source, skipped, crop, position):
     try:
         return source.image(position)
     except VggError as err:
         if skipped is None:
             raise
         skipped[position] = str(err)
-        return _stand_in(32), -1
+        return _stand_in(crop), -1
 
 
 def _rows(parts, labels, modes, scales, mode, final):
@@ -239,7 +239,7 @@ def evaluate(net, data, out_dir, scales, mode="dense", flip=True, batch_size=32,
     check_scales(scales, crop)
     if mean_rgb is None:
         raise VggError("no mean RGB for preprocessing: the params file has none; give --mean")
-    label_ids = _label_ids(data, net.knobs["classes"])
+    label_ids = label_ids_of(data, net.knobs["classes"])
     source = RecordSource(data)
     count = len(source) if limit is None else min(limit, len(source))
     ctx = ctx or [mx.cpu()]
@@ -277,16 +277,6 @@ def evaluate(net, data, out_dir, scales, mode="dense", flip=True, batch_size=32,
             images_per_second=count / seconds if seconds > 0 else None, label_ids=label_ids)
         _write_reports(tmp, report, title="vgg eval: net %s" % net.config)
     return report
-
-
-def _label_ids(data, classes):
-    """The devkit labels of ``data``'s classes (manifest label_ids), checked against the
-    net's class count; None without them."""
-    label_ids = label_ids_of(data)
-    if label_ids is not None and len(label_ids) != classes:
-        raise VggError("%s's manifest labels %d classes; the net has %d"
-                       % (data, len(label_ids), classes))
-    return label_ids
 
 
 def _scale_label(scales):

@@ -114,6 +114,7 @@ class Job:
         self.base_env.setdefault("VGG_JOB_ID", "%d-%d" % (os.getpid(), time.time_ns()))
         self.where = {}  # name -> host, for the ranks started over ssh
         self.tails = {}  # name -> its last lines, to explain an ssh failure
+        self.stopped = threading.Event()  # the job is over: the heartbeat ends
         self.roles = [("scheduler", 0)] + [("server", i) for i in range(servers)] + \
             [("worker", i) for i in range(workers)]
         self.procs, self.failure, self.lock = {}, None, threading.Lock()
@@ -146,9 +147,9 @@ class Job:
             self.out.write("[%s] %s" % (name, text))
             self.out.flush()
 
-    def _heartbeat(self, done):
+    def _heartbeat(self):
         from .rank_guard import HEARTBEAT_S
-        while not done.wait(HEARTBEAT_S):
+        while not self.stopped.wait(HEARTBEAT_S):
             for name in self.where:
                 proc = self.procs.get(name)
                 try:
@@ -168,13 +169,13 @@ class Job:
         """A process ended with a non-zero status: why, as the failure."""
         if name in self.where:
             from .launch_ssh import explain
+            where = "%s (on %s)" % (name, self.where[name])
             why = explain(self.where[name], code, list(self.tails.get(name, ())))
             if why:
-                return self._fail("%s (on %s)" % (name, self.where[name]), "none", why)
+                return self._fail(where, "none", why)
             if 128 < code < 255:  # rank_guard's status for a rank killed by a signal
-                return self._fail("%s (on %s)" % (name, self.where[name]), code,
-                                  "killed by signal %d" % (code - 128))
-            return self._fail("%s (on %s)" % (name, self.where[name]), code)
+                return self._fail(where, code, "killed by signal %d" % (code - 128))
+            return self._fail(where, code)
         self._fail(name, code, "killed by signal %d" % -code if code < 0 else None)
 
     def _what_was_stopped(self):
@@ -209,12 +210,10 @@ class Job:
                 proc.wait()
 
     def _start_all(self, streams):
-        """Every process, a thread streaming each one's output, and (ssh) the heartbeat;
-        ``streams`` collects the threads and the heartbeat's stop event."""
+        """Every process, a thread streaming each one's output (into ``streams``), and
+        (ssh) the heartbeat, which runs until ``self.stopped`` is set."""
         if self.launcher == "ssh":
-            beating = threading.Event()
-            threading.Thread(target=self._heartbeat, args=(beating,), daemon=True).start()
-            streams.append(beating)
+            threading.Thread(target=self._heartbeat, daemon=True).start()
         for role, index in self.roles:
             name = role if role == "scheduler" else "%s %d" % (role, index)
             proc = self._popen(name, role, index)
@@ -268,11 +267,9 @@ class Job:
         finally:
             self.stop()
             restore_signals()
+            self.stopped.set()
             for thread in streams:
-                if isinstance(thread, threading.Event):
-                    thread.set()  # the heartbeat stops
-                else:
-                    thread.join(timeout=2)
+                thread.join(timeout=2)
         if self.failure:
             raise VggRuntimeError("distributed job failed: %s; %s"
                                   % (self.failure, self._what_was_stopped()))

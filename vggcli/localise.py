@@ -376,10 +376,8 @@ def localise(params, data, out_dir, mode="center", scales=None, classifier=None,
     scales = list(scales) if scales else loc.default_scales(params)
     check_scales(scales, loc.net.knobs["crop_size"])
     records = BoxRecords(data)
-    label_ids = devkit_label_ids(devkit, loc.class_names) if devkit else label_ids_of(data)
-    if label_ids is not None and len(label_ids) != len(loc.class_names):
-        raise VggError("%s's manifest labels %d classes; the net has %d"
-                       % (printable(data), len(label_ids), len(loc.class_names)))
+    label_ids = devkit_label_ids(devkit, loc.class_names) if devkit else \
+        label_ids_of(data, len(loc.class_names))
     truths, sizes = _truths(records)
     candidates = None
     if mode == "center":

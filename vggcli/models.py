@@ -51,6 +51,11 @@ class VGG(HybridBlock):
                           fc_width=int(fc_width), crop_size=int(crop_size))
         self.dropout = float(dropout)
         self.layers = layer_table(self.config, **self.knobs)
+        widest = max(self.layers, key=lambda row: row.channels)
+        if widest.channels > MAX_ELEMENTS:  # MXNet would fail building the layer (int32)
+            raise VggError("net %s with these knobs has %s of %d channels, over MXNet's 2^31 "
+                           "limit (lower --classes, --fc-width or --width-mult)"
+                           % (self.config, widest.name, widest.channels))
         with self.name_scope():
             self.features = nn.HybridSequential(prefix="")
             channels = 3

@@ -23,14 +23,19 @@ def check_label_ids(label_ids, classes, where):
     return label_ids
 
 
-def label_ids_of(records):
-    """The devkit labels recorded beside a .rec (its folder's manifest.json), or None."""
+def label_ids_of(records, classes):
+    """The devkit labels recorded beside a .rec (its folder's manifest.json), checked
+    against the net's ``classes``; None without them."""
     path = os.path.join(os.path.dirname(os.path.abspath(records)), "manifest.json")
     if not os.path.isfile(path):
         return None
-    from data_tools.common import read_json
+    from data_tools.common import printable, read_json
     manifest = read_json(path, "pack manifest")
-    return check_label_ids(manifest.get("label_ids"), manifest.get("classes"), path)
+    label_ids = check_label_ids(manifest.get("label_ids"), manifest.get("classes"), path)
+    if label_ids is not None and len(label_ids) != classes:
+        raise VggError("%s's manifest labels %d classes; the net has %d"
+                       % (printable(records), len(label_ids), classes))
+    return label_ids
 
 
 def same_label_ids(reports, folders):
