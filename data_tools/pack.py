@@ -288,6 +288,9 @@ def pack(splits, classes, out_dir, settings, source, refused=(), workers=None, r
             raise VggError("--out %s holds files vgg pack did not write: nothing to resume"
                            % out_dir)
     else:
+        if not overwrite and _unfinished(out_dir):
+            raise VggError("--out %s holds an unfinished pack (stopped or killed): continue it "
+                           "with --resume, or give --overwrite to start over" % out_dir)
         check_output(out_dir, "pack", inputs=inputs, overwrite=overwrite)
         if os.path.isdir(out_dir) and output_kind(out_dir) == "pack":
             shutil.rmtree(out_dir)  # --overwrite: the previous pack goes as a whole
@@ -325,6 +328,12 @@ def pack(splits, classes, out_dir, settings, source, refused=(), workers=None, r
     for name in splits:
         os.remove(_paths(out_dir, name)["done"])
     return manifest
+
+
+def _unfinished(out_dir):
+    """A pack of ours that has no manifest yet: its run was stopped before the end."""
+    return os.path.isdir(out_dir) and output_kind(out_dir) == "pack" and \
+        not os.path.exists(os.path.join(out_dir, "manifest.json"))
 
 
 def _pack_splits(splits, classes, out_dir, settings, workers, resume, checkpoint_every,

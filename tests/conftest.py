@@ -95,3 +95,69 @@ def user_folder(tmp_path):
 def params(trained_a):
     """The best weights of the session's trained net A."""
     return os.path.join(trained_a[0], "best.params")
+
+
+# --- photos with a painted box, packed with boxes; localisation nets trained on them ---
+
+MAGENTA = (255, 0, 255)
+
+
+@pytest.fixture(scope="session")
+def marked(tmp_path_factory, photos):
+    """Real photos with a magenta rectangle painted where their box is, packed with a CSV
+    of those boxes (and a second, smaller box of another class in each image)."""
+    import cv2
+    from click.testing import CliRunner
+
+    from vggcli.cli import cli
+    root = tmp_path_factory.mktemp("marked")
+    rng = np.random.RandomState(3)
+    rows = ["image,class,xmin,ymin,xmax,ymax"]
+    truth = {}
+    for name, photo in sorted(photos.items()):
+        for copy in range(3):
+            h, w = photo.shape[:2]
+            side = min(h, w)
+            image = np.ascontiguousarray(photo[:side, :side][::4, ::4])  # real texture
+            size = image.shape[0]
+            x0, y0 = rng.randint(0, size // 2, size=2)
+            x1, y1 = x0 + rng.randint(size // 5, size // 2), y0 + rng.randint(size // 5,
+                                                                              size // 2)
+            image[y0:y1 + 1, x0:x1 + 1] = MAGENTA
+            folder = root / "raw" / ("cls%d" % (copy % 2))
+            folder.mkdir(parents=True, exist_ok=True)
+            file = "%s-%d.png" % (name, copy)
+            cv2.imwrite(str(folder / file), image[:, :, ::-1])
+            rows.append("cls%d/%s,cls%d,%d,%d,%d,%d" % (copy % 2, file, copy % 2, x0, y0, x1,
+                                                        y1))
+            rows.append("cls%d/%s,cls%d,0,0,3,3" % (copy % 2, file, 1 - copy % 2))
+            truth[file] = (x0, y0, x1, y1)
+    (root / "boxes.csv").write_text("\n".join(rows) + "\n")
+    out = root / "packed"
+    result = CliRunner().invoke(cli, ["pack", str(root / "raw"), "--out", str(out),
+                                      "--boxes", str(root / "boxes.csv"), "--val-ratio", "0.3",
+                                      "--quiet", "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    return str(out), truth
+
+
+@pytest.fixture(scope="session")
+def trained(marked, tmp_path_factory):
+    """A classification net and an SCR / PCR net fine-tuned from it (2 epochs each)."""
+    from click.testing import CliRunner
+
+    from vggcli.cli import cli
+    out, _ = marked
+    root = tmp_path_factory.mktemp("loc-runs")
+    common = ["--data", out, "--net", "A", "--crop-size", "32", "--width-mult", "0.125",
+              "--fc-width", "32", "--batch-size", "4", "--workers", "0", "--scale", "40",
+              "--epochs", "2", "--quiet", "--init", "xavier", "--dropout", "0"]
+    runner = CliRunner()
+    result = runner.invoke(cli, ["train"] + common + ["--out", str(root / "cls")])
+    assert result.exit_code == 0, result.output
+    for task, layers in (("scr", "fc"), ("pcr", "all")):
+        result = runner.invoke(cli, ["train"] + common + [
+            "--out", str(root / task), "--task", task, "--train-layers", layers, "--lr",
+            "0.001", "--finetune-from", str(root / "cls" / "best.params")])
+        assert result.exit_code == 0, result.output
+    return root

@@ -9,20 +9,10 @@ import time
 import numpy as np
 import pytest
 
+from .hostile import alive
+
 TRAIN = ["--net", "A", "--width-mult", "0.125", "--fc-width", "32", "--crop-size", "32",
          "--scale", "36", "--init", "xavier", "--quiet"]
-
-
-def _alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:  # a zombie is dead too
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().split()[2] != "Z"
-    except OSError:
-        return False
 
 
 def _launch(args, **kw):
@@ -87,7 +77,7 @@ def test_unequal_shards_finish(digits, tmp_path):
     assert result.stdout.count("1 epochs, 30 iterations") == 3  # ceil(480 / 16) each
     assert "[worker 0]" in result.stdout and "[worker 2]" in result.stdout
     pids = [int(p) for p in re.findall(r"started \w+(?: \d)?, pid (\d+)", result.stdout)]
-    assert len(pids) == 5 and not any(_alive(p) for p in pids)
+    assert len(pids) == 5 and not any(alive(p) for p in pids)
     assert os.path.isfile(tmp_path / "d" / "final.params")  # rank 0 writes
 
 
@@ -131,7 +121,7 @@ def test_killing_a_worker_stops_the_whole_job(digits, tmp_path):
     assert proc.returncode == 1
     assert "distributed job failed: worker 1 exited with status -9 (killed by signal 9)" in err
     time.sleep(0.5)
-    assert not [name for name, pid in pids.items() if _alive(pid)]
+    assert not [name for name, pid in pids.items() if alive(pid)]
 
 
 def test_launch_usage_errors(tmp_path):
@@ -199,11 +189,11 @@ def _start_sleeping_job():
 def _gone_within(pids, seconds):
     deadline = time.time() + seconds
     while time.time() < deadline:
-        alive = [name for name, pid in pids.items() if _alive(pid)]
-        if not alive:
+        running = [name for name, pid in pids.items() if alive(pid)]
+        if not running:
             return []
         time.sleep(0.2)
-    return alive
+    return running
 
 
 @pytest.mark.parametrize("signum", [signal.SIGHUP, signal.SIGINT, signal.SIGTERM])

@@ -12,6 +12,8 @@ import pytest
 from vggcli import host_check, launch_ssh
 from vggcli.errors import VggError
 
+from .hostile import alive
+
 
 def test_scheduler_address_from_the_interface_or_the_route():
     assert launch_ssh.interface_address("lo") == "127.0.0.1"
@@ -108,14 +110,6 @@ def _guarded(seconds, timeout=2.0):
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def _alive(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 def test_rank_guard_passes_the_rank_status_through():
     def status(code):
         guard = subprocess.Popen([sys.executable, "-m", "vggcli.rank_guard", "--",
@@ -135,7 +129,7 @@ def test_rank_guard_stops_the_rank_when_its_launcher_is_gone():
     guard.stdin.close()
     assert guard.wait(30) == 255
     assert "its launcher closed the connection" in guard.stderr.read()
-    assert not _alive(rank)
+    assert not alive(rank)
 
 
 def test_rank_guard_stops_a_rank_that_hears_no_heartbeat():
@@ -148,8 +142,8 @@ def test_rank_guard_stops_a_rank_that_hears_no_heartbeat():
         guard.stdin.flush()
         last_beat = time.time()
         time.sleep(1.0)
-    assert guard.poll() is None and _alive(rank)
+    assert guard.poll() is None and alive(rank)
     assert guard.wait(30) == 255
     assert 1.8 < time.time() - last_beat < 15
     assert "no heartbeat from its launcher for" in guard.stderr.read()
-    assert not _alive(rank)
+    assert not alive(rank)

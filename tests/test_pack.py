@@ -310,7 +310,8 @@ def test_killed_pack_leaves_nothing_complete_and_resumes(folder_dataset, tmp_pat
     again = tmp_path / "again"
     _kill_when_checkpointed(base + ["--out", str(again)], str(again / "train.state.json"))
     plain = subprocess.run(base + ["--out", str(again)], capture_output=True, text=True)
-    assert plain.returncode == 2 and "give --overwrite" in plain.stderr, plain.stderr
+    assert plain.returncode == 2, plain.stderr
+    assert "continue it with --resume" in plain.stderr and "--overwrite" in plain.stderr
     subprocess.run(base + ["--out", str(again), "--overwrite"], check=True, capture_output=True)
     assert (again / "train.rec").read_bytes() == (reference / "train.rec").read_bytes()
 

@@ -17,6 +17,8 @@ from vggcli.errors import VggError
 from vggcli.study import claims as study_claims, prepare as study_prepare, results as study_results
 from vggcli.study import plan as study_plan, stats
 
+from .hostile import descendants
+
 
 def test_the_protocol_keeps_the_papers_scale_ratios_and_trains_compared_nets_alike():
     """S1 is the paper's 256 relative to its 224 crop, to a pixel of ours; S2 and the
@@ -190,19 +192,6 @@ def _study(protocol, out, report, *extra):
                             text=True)
 
 
-def _children_of(pid):
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open("/proc/%s/stat" % entry) as f:
-                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
-                        found.append(int(entry))
-            except (OSError, IndexError, ValueError):
-                pass
-    return found
-
-
 def test_a_study_stopped_midway_resumes_and_reports_every_claim(tiny_protocol, tmp_path):
     out, report = str(tmp_path / "study"), str(tmp_path / "REPORT.md")
     first = _study(tiny_protocol, out, report)
@@ -212,7 +201,7 @@ def test_a_study_stopped_midway_resumes_and_reports_every_claim(tiny_protocol, t
         if os.path.isfile(journal) and len(open(journal).read().splitlines()) >= 3:
             break
         time.sleep(0.5)
-    children = _children_of(first.pid)
+    children = descendants(first.pid)
     assert children, "no job was running when the study was stopped"
     first.send_signal(signal.SIGTERM)
     output = first.communicate(timeout=120)[0]

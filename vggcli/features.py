@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from .errors import VggError
-from .ndfile import NUMPY_READ_ERRORS
+from .ndfile import NUMPY_READ_ERRORS, save_npz
 
 AGGREGATES = ("mean", "stack")
 
@@ -204,8 +204,8 @@ def write_features(out_path, features, labels, ids, skipped_ids, info):
     ``labels`` empty for unlabelled images."""
     from data_tools.common import atomic_output
     with atomic_output(out_path) as tmp_file, open(tmp_file, "wb") as f:
-        # np.savez streams a memmap in chunks
-        np.savez(f, features=features, labels=labels, ids=np.array(ids),
+        # streams a memmap in chunks
+        save_npz(f, features=features, labels=labels, ids=np.array(ids),
                  skipped_ids=np.array(list(skipped_ids) or [""])[:len(skipped_ids)],
                  info=np.array(json.dumps(info)))
 
@@ -324,7 +324,7 @@ def _write_transfer(out_dir, model, report, names):
     rows = [["%s (%s)" % (names[c], c) if c < len(names) else c, "%.4f" % v]
             for c, v in (report["per_class"] or {}).items()]
     with atomic_output(out_dir, folder=True, kind="transfer") as folder:
-        np.savez(os.path.join(folder, "classifier.npz"), coef=coef,
+        save_npz(os.path.join(folder, "classifier.npz"), coef=coef,
                  intercept=np.atleast_1d(model.intercept_), classes=model.classes_,
                  C=model.C)
         with open(os.path.join(folder, "report.json"), "w") as f:
