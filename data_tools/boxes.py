@@ -20,11 +20,12 @@ import csv
 import io
 import os
 import tarfile
+import zlib
 import xml.etree.ElementTree as ElementTree
 
 import numpy as np
 
-from .common import VggError, first_line, printable
+from .common import VggError, printable, tar_reason
 
 HEADER_WIDTH, OBJECT_WIDTH = 4, 5
 
@@ -253,9 +254,9 @@ def read_box_files(path):
                     _add(found, box_key(member.name),
                          _voc_boxes(data, "%s:%s" % (printable(path), member.name)),
                          printable(path))
-    except (tarfile.TarError, EOFError, OSError) as err:
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as err:
         raise VggError("box archive %s is damaged or not a tar: %s"
-                       % (printable(path), first_line(err))) from None
+                       % (printable(path), tar_reason(err))) from None
     if not found:
         raise VggError("box archive %s holds no .xml files" % printable(path))
     return found

@@ -96,6 +96,14 @@ def check_declared_size(width, height):
                        % (width, height, width * height, limit))
 
 
+def lift_pillow_limit():
+    """Pillow's decompression-bomb limit off, in a process vgg owns (the command, pack's
+    workers): our own limit (check_declared_size, vgg --max-pixels) applies instead. A
+    library call leaves Pillow's limit as it is; there an image over it is refused too."""
+    from PIL import Image
+    Image.MAX_IMAGE_PIXELS = None
+
+
 def available_cores():
     """Cores this process may run on (respects taskset/cgroup affinity)."""
     try:
@@ -280,3 +288,13 @@ def first_line(err):
     """An exception's first line of text (its type's name when it has none)."""
     text = str(err).strip()
     return text.splitlines()[0] if text else type(err).__name__
+
+
+def tar_reason(err):
+    """tarfile's error in one line: opening with compression detection (mode "r:*")
+    lists, on lines of their own, why each method it tried failed."""
+    lines = str(err).strip().splitlines()
+    methods = [line[len("- method "):] for line in lines[1:] if line.startswith("- method ")]
+    if not methods:
+        return first_line(err)
+    return "neither compressed nor a plain tar (%s)" % "; ".join(methods)

@@ -24,7 +24,10 @@ class BadImage(Exception):
 def init_worker(max_short_side, quality):
     """Pool initializer: settings, and one thread per worker (the pool is the parallelism)."""
     import cv2
+
+    from .common import lift_pillow_limit
     cv2.setNumThreads(1)
+    lift_pillow_limit()
     _settings.update(max_short_side=max_short_side, quality=quality)
 
 
@@ -66,7 +69,6 @@ def process_image(data, max_short_side, quality):
     from PIL import Image
 
     from .common import VggError, check_declared_size
-    Image.MAX_IMAGE_PIXELS = None  # our limit (vgg --max-pixels) instead of Pillow's
     if not data:
         raise BadImage("zero-byte file")
     try:

@@ -11,9 +11,10 @@ import io
 import os
 import posixpath
 import tarfile
+import zlib
 from collections import namedtuple
 
-from .common import VggError, printable
+from .common import VggError, printable, tar_reason
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
 
@@ -130,7 +131,8 @@ def _open_tar(path):
         return tarfile.open(path, mode="r:")
     except tarfile.ReadError as err:
         raise VggError("%s is not a plain (uncompressed) tar: %s; images are read in place "
-                       "by byte offset, so decompress it first" % (path, err)) from None
+                       "by byte offset, so decompress it first" % (path, tar_reason(err))) \
+            from None
 
 
 def _tar_members(tar, where, refused, size):
@@ -145,7 +147,7 @@ def _tar_members(tar, where, refused, size):
             return
         except (tarfile.TarError, EOFError, OSError) as err:
             refused.append(Refused(where, "tar is damaged after %d members (%s); the rest "
-                                   "is unreadable" % (len(tar.members), err)))
+                                   "is unreadable" % (len(tar.members), tar_reason(err))))
             return
         reason = unsafe_member_reason(member.name)
         if reason:
@@ -189,7 +191,8 @@ def nested_tar_images(path, classes, refused):
             try:
                 inner = tarfile.open(fileobj=inner_file, mode="r:")
             except tarfile.ReadError as err:
-                refused.append(Refused(member.name, "unreadable class tar: %s" % err))
+                refused.append(Refused(member.name, "unreadable class tar: %s"
+                                       % tar_reason(err)))
                 continue
             with inner:
                 for image in _tar_members(inner, member.name, refused, member.size):
@@ -218,8 +221,9 @@ def _devkit_file(devkit, suffix):
                     if member.isfile() and member.name.endswith(suffix) \
                             and not unsafe_member_reason(member.name):
                         return tar.extractfile(member).read()
-        except tarfile.ReadError as err:
-            raise VggError("devkit %s is not a tar: %s" % (devkit, err)) from None
+        except (tarfile.TarError, EOFError, OSError, zlib.error) as err:
+            raise VggError("devkit %s is damaged or not a tar: %s" % (devkit, tar_reason(err))) \
+                from None
     else:
         raise VggError("devkit %s does not exist" % devkit)
     raise VggError("devkit %s has no %s" % (devkit, suffix))

@@ -1,7 +1,15 @@
 """Every reader fuzzed (Hypothesis): valid files the tests make, mutated (bit flips,
 truncation at every length class, inserted and repeated chunks, huge declared sizes;
 for JSON and YAML, any node replaced by a value of another type, NaN, inf, huge
-numbers, text that is not UTF-8), fed to the command that reads them.
+numbers, text that is not UTF-8), fed to the command that reads them:
+
+- records .rec/.idx/.lst and manifest.json (inspect, eval); parameter files (eval);
+  features .npz (transfer); eval folders (fuse); localisation folders (fuse);
+  checkpoints: state.json, checksums.json, weights and momentum (train --resume; with
+  and without checksums that agree with the damage); box CSV and images (pack);
+  ILSVRC train/val tars, the devkit and box XML in its archive (pack-imagenet);
+  torchvision .pth and Caffe .caffemodel (convert); recipe YAML (recipe show); the
+  numeric options of nets and eval.
 
 The property, for every example: exit status 0, 1, 2 or 3; at 1 or 2 exactly one
 ``Error:`` line and no output left (3: done, with the skipped inputs named); never a
@@ -9,7 +17,7 @@ traceback or an "internal error" (the error boundary's name for a bug); no file 
 toolkit did not write changed.
 
 Budget: ``VGG_FUZZ_EXAMPLES`` examples per reader (``make test``: 12, deterministic,
-about a minute in all; ``make fuzz``: 400 each, random, repeated for its time budget).
+about 30 s in all; ``make fuzz``: 400 each, random, repeated for its time budget).
 A failure Hypothesis finds is added below as an ``@example`` (a regression case)."""
 import json
 import os
@@ -336,3 +344,250 @@ def test_fuzz_recipe_yaml(tmp_path_factory, data):
     work = tmp_path_factory.mktemp("f")
     (work / "r.yaml").write_bytes(data.draw(mutations(original)))
     check(["recipe", "show", work / "r.yaml"], work)
+
+
+# --- checkpoints: vgg train --resume -------------------------------------------------
+
+@pytest.fixture(scope="module")
+def checkpointed(digits, tmp_path_factory):
+    """A one-epoch run of a tiny net as a kill leaves it: its checkpoint after batch 32
+    kept, the later ones and the final weights gone (a resume trains ~13 batches)."""
+    from vggcli import checkpoint
+    run = tmp_path_factory.mktemp("fuzz-run") / "run"
+    result = CliRunner().invoke(cli, [
+        "train", "--net", "A", "--data", digits, "--width-mult", "0.125", "--fc-width", "32",
+        "--crop-size", "32", "--scale", "36", "--batch-size", "32", "--epochs", "1",
+        "--init", "xavier", "--checkpoint-every", "16", "--quiet", "--out", str(run)])
+    assert result.exit_code == 0, result.output
+    root = run / "checkpoints"
+    names = checkpoint.list_checkpoints(str(root))
+    keep = checkpoint.checkpoint_name(0, 32)
+    assert keep in names, names
+    for name in names:
+        if name != keep:
+            shutil.rmtree(root / name)
+    for name in ("final.params", "best.params"):
+        if (run / name).exists():
+            (run / name).unlink()
+    return run, root / keep
+
+
+def _consistent_checksums(folder, name):
+    """checksums.json rewritten for the mutated ``name``: a hostile checkpoint whose
+    checksums agree (they prove the file is the one written, not that vgg wrote it)."""
+    from vggcli.checkpoint import sha256
+    sums = json.loads((folder / "checksums.json").read_text())
+    sums[name] = dict(sha256=sha256(folder / name), bytes=(folder / name).stat().st_size)
+    (folder / "checksums.json").write_text(json.dumps(sums))
+
+
+def _no_top1(data):
+    """The epoch's running sums without top1 (a random fuzzing failure: KeyError)."""
+    state = json.loads(data)
+    del state["meter"]["top1"]
+    return json.dumps(state).encode()
+
+
+def _no_weights_sum(data):
+    """checksums.json with null for weights.params (a random fuzzing failure)."""
+    sums = json.loads(data)
+    sums["weights.params"] = None
+    return json.dumps(sums).encode()
+
+
+@FUZZ
+@given(data=st.data(), damage=st.none())
+@example(data=None, damage=("state.json", _no_top1))
+@example(data=None, damage=("checksums.json", _no_weights_sum))
+def test_fuzz_checkpoint_resume(checkpointed, tmp_path_factory, data, damage):
+    run, folder = checkpointed
+    work = _copy(run, tmp_path_factory.mktemp("f"))
+    target = work / "checkpoints" / folder.name
+    name = damage[0] if damage else data.draw(st.sampled_from(
+        ["state.json", "weights.params", "optimizer.nd", "checksums.json", "state.json"]))
+    original = (target / name).read_bytes()
+    if damage:
+        mutated = damage[1](original)
+    elif name.endswith(".json") and data.draw(st.booleans()):
+        mutated = data.draw(json_mutations(json.loads(original)))
+    else:
+        mutated = data.draw(mutations(original))
+    (target / name).write_bytes(mutated)
+    if (damage and name != "checksums.json") or (
+            not damage and name != "checksums.json" and data.draw(st.booleans())):
+        _consistent_checksums(target, name)
+    check(["train", "--resume", work, "--quiet"], out=work / "final.params")
+
+
+# --- localisation outputs: vgg fuse ----------------------------------------------------
+
+@pytest.fixture(scope="module")
+def dense_pair(trained, marked, tmp_path_factory):
+    """Two dense localisation outputs of the painted photos (PCR and SCR nets)."""
+    folder = tmp_path_factory.mktemp("fuzz-loc")
+    for name in ("pcr", "scr"):
+        result = CliRunner().invoke(cli, [
+            "localise", "--params", str(trained / name / "best.params"), "--classifier",
+            str(trained / "cls" / "best.params"), "--data", os.path.join(marked[0], "val.rec"),
+            "--mode", "dense", "--scales", "40", "--quiet", "--out", str(folder / name)])
+        assert result.exit_code == 0, result.output
+    return folder
+
+
+def _nan_box(data):
+    """A candidate's box coordinate made NaN (a random fuzzing failure: rounding NaN)."""
+    return data[:156] + b"\xff" * 4 + data[160:]
+
+
+@FUZZ
+@given(data=st.data(), damage=st.none())
+@example(data=None, damage=("candidates.npy", _nan_box))
+def test_fuzz_localisation_folders_fuse(dense_pair, tmp_path_factory, data, damage):
+    work = _copy(dense_pair, tmp_path_factory.mktemp("f"))
+    name = damage[0] if damage else data.draw(st.sampled_from(
+        ["report.json", "truths.json", "top.npy", "candidates.npy", "ids.txt",
+         "submission.txt"]))
+    original = (work / "scr" / name).read_bytes()
+    if damage:
+        mutated = damage[1](original)
+    elif name.endswith(".json") and data.draw(st.booleans()):
+        mutated = data.draw(json_mutations(json.loads(original)))
+    else:
+        mutated = data.draw(mutations(original))
+    (work / "scr" / name).write_bytes(mutated)
+    out = work / "fused"
+    check(["fuse", work / "pcr", work / "scr", "--out", out], work / "pcr", work / "scr",
+          out=out)
+
+
+# --- weights from elsewhere: vgg convert ----------------------------------------------
+
+@pytest.fixture(scope="module")
+def foreign_weights(tmp_path_factory):
+    """Net A's layers (1/8 width, 64-wide fc) as a torchvision .pth and a Caffe
+    .caffemodel: valid files whose shapes then differ from the full-size net A."""
+    from vggcli import convert, models
+    folder = tmp_path_factory.mktemp("fuzz-foreign")
+    net = models.initialize(models.get_model("A", classes=5, width_mult=0.125, fc_width=64,
+                                             crop_size=32), seed=1)
+    params = [(name, p.data().asnumpy()) for name, p in
+              net._collect_params_with_prefix().items()]
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    if torch is not None:
+        state, index = {}, 0
+        for name, value in params:
+            layer = "features.%d" % index if name.startswith("features") else \
+                "classifier.%d" % (3 * ["fc6", "fc7", "fc8"].index(name.split(".")[0]))
+            state["%s.%s" % (layer, name.rsplit(".", 1)[1])] = torch.from_numpy(value)
+            index += name.endswith("bias") and name.startswith("features")
+        torch.save(state, str(folder / "a.pth"))
+    messages = convert.caffe_messages()
+    model = messages["NetParameter"](name="VGG_ILSVRC_11_layers")
+    for name, value in params:
+        if name.endswith("weight"):
+            layer = model.layer.add()
+            layer.name = name.split(".")[-2]
+            layer.type = "Convolution" if value.ndim == 4 else "InnerProduct"
+        blob = layer.blobs.add()
+        blob.shape.dim.extend(value.shape)
+        blob.data.extend(value.ravel().tolist())
+    (folder / "a.caffemodel").write_bytes(model.SerializeToString())
+    return folder
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzz_pth_and_caffemodel_convert(foreign_weights, tmp_path_factory, data):
+    names = [n for n in ("a.pth", "a.caffemodel") if (foreign_weights / n).exists()]
+    name = data.draw(st.sampled_from(names))
+    work = tmp_path_factory.mktemp("f")
+    original = (foreign_weights / name).read_bytes()
+    (work / name).write_bytes(data.draw(mutations(original)))
+    source = "torchvision" if name.endswith(".pth") else "caffe"
+    out = work.parent / (work.name + ".params")
+    check(["convert", "--from", source, work / name, "--net", "A", "--out", out], work,
+          out=out)
+
+
+# --- the ILSVRC downloads: vgg pack-imagenet ----------------------------------------
+
+@pytest.fixture(scope="module")
+def mini_ilsvrc(tmp_path_factory):
+    """The miniature ILSVRC's tars and devkit, with a val bbox archive (one VOC XML per
+    val image)."""
+    import io
+    import tarfile
+
+    from . import mini_imagenet
+    root = tmp_path_factory.mktemp("fuzz-ilsvrc")
+    truth = mini_imagenet.build(str(root))
+    with tarfile.open(root / "bbox_val.tgz", "w:gz") as tar:
+        for name, label in sorted(truth.val.items()):
+            h, w = truth.sizes[name]
+            xml = ("<annotation><filename>%s</filename><size><width>%d</width><height>%d"
+                   "</height><depth>3</depth></size><object><name>%s</name><bndbox><xmin>2"
+                   "</xmin><ymin>3</ymin><xmax>%d</xmax><ymax>%d</ymax></bndbox></object>"
+                   "</annotation>" % (name[:-5], w, h, label, w // 2, h // 2)).encode()
+            info = tarfile.TarInfo("val/%s.xml" % name[:-5])
+            info.size = len(xml)
+            tar.addfile(info, io.BytesIO(xml))
+    layout = {k: os.path.relpath(v, root) for k, v in truth.layouts["tars"].items()}
+    return root, layout
+
+
+def _xml_in_tgz(data, mutate):
+    """The bbox archive with its first XML file's text replaced by ``mutate(text)``."""
+    import io
+    import tarfile
+    out = io.BytesIO()
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as source, \
+            tarfile.open(fileobj=out, mode="w:gz") as tar:
+        for index, info in enumerate(source.getmembers()):
+            text = source.extractfile(info).read()
+            text = mutate(text) if index == 0 else text
+            info.size = len(text)
+            tar.addfile(info, io.BytesIO(text))
+    return out.getvalue()
+
+
+def _cut_stream(data):
+    """The devkit's gzip stream cut at 200 bytes (a finding: the EOFError of reading a
+    member was an internal error)."""
+    return data[:200]
+
+
+@FUZZ
+@given(data=st.data(), damage=st.none())
+@example(data=None, damage=("devkit", _cut_stream))
+def test_fuzz_ilsvrc_tars_devkit_and_box_xml_pack_imagenet(mini_ilsvrc, tmp_path_factory,
+                                                           data, damage):
+    root, layout = mini_ilsvrc
+    work = _copy(root, tmp_path_factory.mktemp("f"))
+    target = damage[0] if damage else data.draw(st.sampled_from(
+        ["train_tar", "val_tar", "devkit", "xml", "xml"]))
+    if damage:
+        path = work / layout[target]
+        path.write_bytes(damage[1](path.read_bytes()))
+    elif target == "xml":
+        path = work / "bbox_val.tgz"
+        first = _xml_in_tgz(path.read_bytes(), lambda text: text)
+        with_text = data.draw(mutations(_first_member(first)))
+        path.write_bytes(_xml_in_tgz(first, lambda _: with_text))
+    else:
+        path = work / layout[target]
+        path.write_bytes(data.draw(mutations(path.read_bytes())))
+    out = work.parent / (work.name + "-packed")
+    check(["pack-imagenet", "--train-tar", work / layout["train_tar"], "--val-tar",
+           work / layout["val_tar"], "--devkit", work / layout["devkit"], "--val-boxes",
+           work / "bbox_val.tgz", "--out", out, "--quiet", "--max-short-side", "64",
+           "--workers", "1"], work, out=out)
+
+
+def _first_member(data):
+    import io
+    import tarfile
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+        return tar.extractfile(tar.getmembers()[0]).read()

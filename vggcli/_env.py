@@ -35,7 +35,8 @@ def configure_environment(threads=None):
 
 
 def quiet_warnings():
-    """MXNet/GluonCV emit DeprecationWarnings from numpy aliases on import."""
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    """MXNet/GluonCV emit DeprecationWarnings from numpy aliases on import: theirs are
+    silenced, no one else's."""
+    warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"(mxnet|gluoncv)")
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"(mxnet|gluoncv)")
     warnings.filterwarnings("ignore", category=UserWarning, module=r"gluoncv")

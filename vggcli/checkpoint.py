@@ -103,13 +103,18 @@ def verify(folder):
             from None
     for file in FILES:
         path = os.path.join(folder, file)
-        if file not in sums or not os.path.isfile(path):
+        entry = sums.get(file) if isinstance(sums, dict) else None
+        if not (isinstance(entry, dict) and isinstance(entry.get("bytes"), int) and
+                isinstance(entry.get("sha256"), str)):
+            raise VggError("checkpoint %s: checksums.json has no size and sha256 of %s (it is "
+                           "damaged)" % (folder, file))
+        if not os.path.isfile(path):
             raise VggError("checkpoint %s is missing %s" % (folder, file))
         size = os.path.getsize(path)
-        if size != sums[file]["bytes"]:
+        if size != entry["bytes"]:
             raise VggError("checkpoint file %s is damaged: %d bytes, %d expected"
-                           % (path, size, sums[file]["bytes"]))
-        if sha256(path) != sums[file]["sha256"]:
+                           % (path, size, entry["bytes"]))
+        if sha256(path) != entry["sha256"]:
             raise VggError("checkpoint file %s is damaged: its sha256 does not match "
                            "checksums.json" % path)
     return _checked_state(os.path.join(folder, "state.json"))
@@ -133,11 +138,36 @@ def _checked_state(path):
         else SCHEDULE_TYPES
     wrong = [k for k, kind in STATE_TYPES.items() if not isinstance(state[k], kind)] + \
         ["schedule." + k for k, kind in types.items()
-         if not isinstance(schedule, dict) or not isinstance(schedule.get(k), kind)]
+         if not isinstance(schedule, dict) or not isinstance(schedule.get(k), kind)] + \
+        _wrong_optional(state, schedule)
     if wrong or any(state[k] < 0 for k in ("epoch", "batch", "iteration", "num_update")):
         raise VggError("checkpoint state %s is damaged: %s" % (
             path, "wrong or missing " + ", ".join(wrong) if wrong else "a negative counter"))
     return state
+
+
+def _finite(value):
+    import math
+    return isinstance(value, NUMBER) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _wrong_optional(state, schedule):
+    """The fields a resume reads where present: the epoch's running sums (``meter``),
+    the log's length, the best error so far; their names where of the wrong kind."""
+    wrong = []
+    meter = state.get("meter")
+    if meter is not None and not (isinstance(meter, dict) and all(
+            _finite(meter.get(k)) for k in ("loss", "top1", "top5")) and
+            isinstance(meter.get("images"), int) and meter["images"] >= 0):
+        wrong.append("meter")
+    if not isinstance(state.get("log_bytes", 0), int) or state.get("log_bytes", 0) < 0:
+        wrong.append("log_bytes")
+    for name, value in (("best_val_top1_err", state.get("best_val_top1_err")),
+                        ("schedule.best", schedule.get("best") if isinstance(schedule, dict)
+                         else None)):
+        if value is not None and not _finite(value):
+            wrong.append(name)
+    return wrong
 
 
 def latest(root):

@@ -15,7 +15,8 @@ import click
 
 from . import __version__
 from . import configure
-from data_tools.common import DEFAULT_MAX_PIXELS, MAX_PIXELS_VARIABLE, file_system_error
+from data_tools.common import (DEFAULT_MAX_PIXELS, MAX_PIXELS_VARIABLE, file_system_error,
+                               lift_pillow_limit)
 
 from .errors import VggError
 from .configs import CONFIGS, canonical_name
@@ -148,6 +149,7 @@ def cli(threads, max_pixels):
         vgg nets --net D --width-mult 0.25 --crop-size 64 --classes 10
     """
     configure(threads)
+    lift_pillow_limit()  # ours instead (check_declared_size): the command owns the process
     if max_pixels is not None:  # an environment variable: pack's workers inherit it
         os.environ[MAX_PIXELS_VARIABLE] = str(max_pixels)
     # the same limit for formats only OpenCV reads (read when it first decodes)

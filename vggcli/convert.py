@@ -51,10 +51,9 @@ def _ordered_layers(arrays, where):
     return convs, fcs
 
 
-def _assign(net, convs, fcs, where):
-    """Put ordered conv/fc tensors into ``net``; a mismatch names what differs."""
-    import mxnet as mx
-
+def _check_shapes(net, convs, fcs, where):
+    """Ordered conv/fc tensors against ``net``'s layers, before any weight of ``net``
+    is allocated; a mismatch names what differs."""
     ours_conv = [row for row in net.layers if row.kind == "conv"]
     if len(convs) != len(ours_conv) or len(fcs) != 3:
         raise VggError("%s has %d conv and %d fc layers; net %s has %d and 3 (is it another "
@@ -68,6 +67,15 @@ def _assign(net, convs, fcs, where):
             if tuple(value.shape) != tuple(param.shape):
                 raise VggError("%s: %s.%s is %s there, net %s needs %s" % (
                     where, name, kind, tuple(value.shape), net.config, tuple(param.shape)))
+
+
+def _assign(net, convs, fcs):
+    """Put ordered conv/fc tensors (checked by _check_shapes) into ``net``."""
+    import mxnet as mx
+
+    params = net._collect_params_with_prefix()
+    names = ["features.%s" % row.name for row in net.layers if row.kind == "conv"] + \
+        ["fc6", "fc7", "fc8"]
     for name, (weight, bias) in zip(names, convs + fcs):
         params[name + ".weight"].set_data(mx.nd.array(weight))
         params[name + ".bias"].set_data(mx.nd.array(bias))
@@ -298,9 +306,10 @@ def convert(source, path, net_name, out, overwrite=False, **knobs):
         raise VggError("source must be one of %s, got %r" % (", ".join(SOURCES), source))
     convs, fcs, preprocessing = READERS[source](path)
     net = get_model(net_name, classes=_classes_of(fcs, path), **knobs)
+    _check_shapes(net, convs, fcs, path)
     net.initialize()
     mean_rgb = fold_preprocessing(convs, preprocessing)
-    _assign(net, convs, fcs, path)
+    _assign(net, convs, fcs)
     save_params(net, out, dict(mean_rgb=mean_rgb, train_scale=None, class_names=[],
                                source=source, source_file=os.path.basename(path),
                                source_preprocessing=preprocessing))

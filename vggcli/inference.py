@@ -206,10 +206,12 @@ def decode_bytes(data, offset=0):
     from data_tools.common import check_declared_size
     size = declared_size(memoryview(data)[offset:])
     if size is None:  # not PNG or JPEG: Pillow reads the header
-        Image.MAX_IMAGE_PIXELS = None  # our limit (vgg --max-pixels) instead of Pillow's
         try:
             with Image.open(io.BytesIO(memoryview(data)[offset:])) as header:
                 size = header.size
+        except Image.DecompressionBombError:  # Pillow's limit (the vgg command lifts it)
+            raise VggError("cannot decode: it declares more pixels than Pillow's limit "
+                           "(Image.MAX_IMAGE_PIXELS)") from None
         except Exception:  # a format Pillow does not know: OpenCV's own limit still applies
             size = (0, 0)
     width, height = size

@@ -458,11 +458,18 @@ def load_candidates(folder):
     rows = _load_array(os.path.join(folder, "candidates.npy"), 2, "f")
     data = read_json(os.path.join(folder, "truths.json"), "localisation ground truth",
                      required=("truths", "sizes"))
+    truths, sizes = _checked_truths(data, folder)
     if top.shape[1:] != (MAX_GUESSES, 2) or rows.shape[1:] != (7,) or \
-            len(data["truths"]) != len(top) or len(data["sizes"]) != len(top) or (
+            len(truths) != len(top) or len(sizes) != len(top) or (
                 len(rows) and not (0 <= rows[:, 0].min() and rows[:, 0].max() < len(top))):
         raise VggError("%s: top.npy, candidates.npy and truths.json do not fit together"
                        % printable(folder))
+    classes = np.concatenate([top[:, :, 0].ravel(), rows[:, 1]])
+    if not (np.isfinite(top).all() and np.isfinite(rows).all()) or \
+            (classes != np.floor(classes)).any() or (classes < -1).any() or \
+            (classes >= 2 ** 31).any():
+        raise VggError("%s: top.npy or candidates.npy holds values that are not finite or "
+                       "class numbers that are not whole" % printable(folder))
     order = np.argsort(rows[:, 0], kind="stable")
     rows = rows[order]
     starts = np.searchsorted(rows[:, 0], np.arange(len(top) + 1))
@@ -474,8 +481,28 @@ def load_candidates(folder):
             mine = block[block[:, 1] == label]
             found[int(label)] = (mine[:, 2], mine[:, 3:])
         images.append(([(int(c), float(p)) for c, p in top[image] if c >= 0], found))
-    truths = [[(int(c), tuple(b)) for c, b in row] for row in data["truths"]]
-    return images, truths, [tuple(size) for size in data["sizes"]]
+    return images, truths, sizes
+
+
+def _checked_truths(data, folder):
+    """truths.json's (per image [(class, box)], [(height, width)]), every value checked."""
+    import math
+
+    def number(v):
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    try:
+        truths = [[(int(c), tuple(float(v) for v in b)) for c, b in row]
+                  for row in data["truths"]]
+        sizes = [tuple(size) for size in data["sizes"]]
+        good = all(isinstance(c, int) and not isinstance(c, bool) and len(b) == 4 and
+                   all(number(v) for v in b) for row in data["truths"] for c, b in row) and \
+            all(len(size) == 2 and all(number(v) and v > 0 for v in size) for size in sizes)
+    except (TypeError, ValueError, OverflowError):
+        good = False
+    if not good:
+        raise VggError("%s: truths.json is damaged (truths must be [class, [x0, y0, x1, y1]] "
+                       "per object, sizes [height, width] per image)" % printable(folder))
+    return truths, sizes
 
 
 def report_markdown(report):
@@ -527,6 +554,12 @@ def fuse_localisation(folders, out_dir, threshold=MERGE_THRESHOLD, overwrite=Fal
         ids = these
         loaded.append((report, load_candidates(folder)))
     label_ids = same_label_ids([report for report, _ in loaded], folders)
+    if label_ids is not None:
+        for folder, (_, (images, _, _)) in zip(folders, loaded):
+            if any(c >= len(label_ids) for top, found in images
+                   for c in [c for c, _ in top] + list(found)):
+                raise VggError("%s: a class number past its %d labelled classes"
+                               % (printable(folder), len(label_ids)))
     results = []
     for per_net in zip(*[images for _, (images, _, _) in loaded]):
         scores, merged = {}, {}
