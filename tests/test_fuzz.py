@@ -114,6 +114,17 @@ def json_mutations(document):
                                st.booleans()).map(replace), mutations(text))
 
 
+def _mutated(data, damage, original, name):
+    """``original`` (the file ``name``) damaged by a fixed example's ``damage`` (name,
+    function), else by a drawn mutation: of its bytes, or for JSON of its bytes or its
+    parsed nodes."""
+    if damage:
+        return damage[1](original)
+    if name.endswith(".json") and data.draw(st.booleans()):
+        return data.draw(json_mutations(json.loads(original)))
+    return data.draw(mutations(original))
+
+
 def check(args, *unchanged, out=None, finding=None):
     """Run ``vgg args`` in this process and assert the property (module docstring);
     ``finding``: the line start of a command whose exit status 1 reports what it found
@@ -405,14 +416,7 @@ def test_fuzz_checkpoint_resume(checkpointed, tmp_path_factory, data, damage):
     target = work / "checkpoints" / folder.name
     name = damage[0] if damage else data.draw(st.sampled_from(
         ["state.json", "weights.params", "optimizer.nd", "checksums.json", "state.json"]))
-    original = (target / name).read_bytes()
-    if damage:
-        mutated = damage[1](original)
-    elif name.endswith(".json") and data.draw(st.booleans()):
-        mutated = data.draw(json_mutations(json.loads(original)))
-    else:
-        mutated = data.draw(mutations(original))
-    (target / name).write_bytes(mutated)
+    (target / name).write_bytes(_mutated(data, damage, (target / name).read_bytes(), name))
     if (damage and name != "checksums.json") or (
             not damage and name != "checksums.json" and data.draw(st.booleans())):
         _consistent_checksums(target, name)
@@ -447,14 +451,8 @@ def test_fuzz_localisation_folders_fuse(dense_pair, tmp_path_factory, data, dama
     name = damage[0] if damage else data.draw(st.sampled_from(
         ["report.json", "truths.json", "top.npy", "candidates.npy", "ids.txt",
          "submission.txt"]))
-    original = (work / "scr" / name).read_bytes()
-    if damage:
-        mutated = damage[1](original)
-    elif name.endswith(".json") and data.draw(st.booleans()):
-        mutated = data.draw(json_mutations(json.loads(original)))
-    else:
-        mutated = data.draw(mutations(original))
-    (work / "scr" / name).write_bytes(mutated)
+    (work / "scr" / name).write_bytes(_mutated(data, damage, (work / "scr" / name).read_bytes(),
+                                               name))
     out = work / "fused"
     check(["fuse", work / "pcr", work / "scr", "--out", out], work / "pcr", work / "scr",
           out=out)
