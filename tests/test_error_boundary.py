@@ -4,6 +4,8 @@ cases issue #28 found by hand, each as a test."""
 import os
 import shutil
 import struct
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -106,3 +108,14 @@ def test_a_bug_is_one_line_with_its_traceback_in_a_crash_log(monkeypatch, tmp_pa
     monkeypatch.setenv("VGG_DEBUG", "1")
     result = CliRunner().invoke(cli, ["nets"])
     assert isinstance(result.exception, ZeroDivisionError)
+
+
+def test_a_reader_that_closes_the_pipe_is_no_error():
+    """``vgg recipe list | head -1``: the closed pipe ends the command quietly (click's
+    exit status 1), not as an internal error."""
+    proc = subprocess.Popen([sys.executable, "-m", "vggcli", "recipe", "list"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # the reader goes before the first line, as head does after one
+    stderr = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) in (0, 1), stderr
+    assert "internal error" not in stderr and "Traceback" not in stderr, stderr

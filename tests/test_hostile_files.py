@@ -448,7 +448,7 @@ def test_declared_size_agrees_with_pillow_and_never_trusts_a_cut_header(photos):
     import cv2
     from PIL import Image
 
-    from vggcli.inference import declared_size
+    from vggcli.images import declared_size
     encoded = []
     for photo in photos.values():
         bgr = np.ascontiguousarray(photo[:, :, ::-1])

@@ -18,14 +18,14 @@ modules, pillow = dict(sys.modules), Image.MAX_IMAGE_PIXELS
 params, records, out = sys.argv[1:4]
 
 import vggcli
-from vggcli import _compat, evaluate, features, inference, models
+from vggcli import _compat, evaluate, features, images, inference, models
 
 net = models.initialize(models.get_model("A", classes=3, width_mult=0.125, fc_width=16,
                                          crop_size=32), seed=0)
 net(mx.nd.zeros((1, 3, 32, 32))).wait_to_read()
 photo = np.random.RandomState(0).randint(0, 255, (20, 30, 3), np.uint8)
 for ext in (".png", ".bmp"):  # .bmp: Pillow reads the header
-    inference.decode_bytes(cv2.imencode(ext, photo)[1].tobytes())
+    images.decode_bytes(cv2.imencode(ext, photo)[1].tobytes())
 _compat.import_gluoncv("gluoncv.data")  # hides torch from gluoncv while it loads
 loaded = inference.load_for_inference(params)
 evaluate.evaluate(loaded.net, records, os.path.join(out, "eval"), [36], mode="both",

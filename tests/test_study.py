@@ -14,8 +14,8 @@ import pytest
 
 from vggcli import study
 from vggcli.errors import VggError
-from vggcli.study import claims as study_claims, prepare as study_prepare, results as study_results
-from vggcli.study import plan as study_plan, stats
+from vggcli.study import prepare as study_prepare, results as study_results
+from vggcli.study import jobs as study_jobs, stats, verdicts as study_verdicts
 
 from .hostile import descendants
 
@@ -73,7 +73,7 @@ def _complete_results(protocol):
 
 def test_every_claim_of_the_issue_is_tested_and_finds_its_numbers():
     protocol = study.load_protocol()
-    found = study_claims.all_claims(protocol, _complete_results(protocol))
+    found = study_verdicts.all_claims(protocol, _complete_results(protocol))
     texts = " | ".join(c["claim"] for c in found)
     for needle in ("LRN", "B (13 layers) beats A", "D (16 layers) beats B", "C (1x1 conv) "
                    "beats B", "E (19 layers) is no better", "D beats C", "jittering",
@@ -134,7 +134,7 @@ def test_a_seed_whose_run_did_not_learn_is_left_out_of_the_claims_behind_it():
     results = _complete_results(protocol)
     results["training", "B-S1", 1] = dict(learned=False)
     results["single", "A-S1", 2] = (85.0, 50.0)  # within 10 points of 90% chance
-    found = {c["claim"]: c for c in study_claims.judge(protocol, results)}
+    found = {c["claim"]: c for c in study_verdicts.judge(protocol, results)}
     b_vs_a = found["Error falls with depth: B (13 layers) beats A (11)"]
     assert set(b_vs_a["left_out"]) == {1, 2} and b_vs_a["n"] == 3
     assert found["3x3 beats 1x1 at equal depth: D beats C (S1)"]["left_out"] == {}
@@ -221,7 +221,7 @@ def test_a_study_stopped_midway_resumes_and_reports_every_claim(tiny_protocol, t
     assert all(line["status"] == "done" for line in lines)
     names = [line["job"] for line in lines]
     assert len(names) == len(set(names)), "a finished job ran again"
-    assert len(names) == len(study_plan.plan_jobs(study.load_protocol(tiny_protocol), out))
+    assert len(names) == len(study_jobs.plan_jobs(study.load_protocol(tiny_protocol), out))
     assert kept < len(names)
     text = open(report).read()
     findings = text.split("## Findings")[1].split("## Table 3")[0]

@@ -20,6 +20,7 @@ from .bench_common import (OUT_DIR, ROUNDS, _gluoncv_pair, _interleave, _row, _t
 from .bench_peers import (bench_bfloat16, bench_compression_accuracy, bench_dense_vs_multicrop,
                           bench_distributed, bench_gflops, bench_int8, bench_scaling, bench_threads,
                           bench_torch_inference, bench_torch_training)
+from .processes import vgg_argv
 
 # --- inference ----------------------------------------------------------------------
 
@@ -77,9 +78,9 @@ def _timed_with_rss(args, env=None):
 
 
 def _vgg_pack_args(root, out, cores, short_side, quality):
-    return [sys.executable, "-m", "vggcli", "pack", root, "--out", out, "--max-short-side",
-            str(short_side), "--quality", str(quality), "--workers", str(cores),
-            "--val-ratio", "0", "--quiet"]
+    return vgg_argv(["pack", root, "--out", out, "--max-short-side", str(short_side),
+                     "--quality", str(quality), "--workers", str(cores), "--val-ratio", "0",
+                     "--quiet"])
 
 
 def bench_packing(count=240, repeats=ROUNDS, short_side=256, quality=95):

@@ -9,6 +9,7 @@ import tempfile
 from statistics import median
 
 from .bench_common import _row
+from .processes import vgg_argv
 from .bench_peers import _digits_records, _step_rates, scaling_model
 
 # net A at 1/8 width with 1024-wide fc6/fc7: 1.3M parameters (5.3 MB a push), so a
@@ -33,7 +34,7 @@ def _run(lab, data, out, hosts, compressed, log_every):
     with open(hosts_file, "w") as f:
         f.write("\n".join(lab.names[:hosts]) + "\n")
     argv = lab.exec_argv(lab.names[0], [
-        sys.executable, "-m", "vggcli", "launch", "-n", str(hosts), "-s", str(hosts),
+        *vgg_argv(["launch"]), "-n", str(hosts), "-s", str(hosts),
         "--launcher", "ssh", "--hosts", hosts_file, "--interface", "eth0",
         "--ssh-config", lab.ssh_config, "--", "vgg", "train", "--kvstore", "dist_sync",
         "--data", data, "--out", out, "--batch-size", str(BATCH), "--epochs", "2",

@@ -12,6 +12,7 @@ from statistics import median
 import numpy as np
 
 from .bench_common import ROUNDS, _interleave, _row, _timed_rates
+from .processes import vgg_argv
 
 # --- PyTorch peer, dense vs multi-crop, features, distributed -----------------------
 
@@ -355,7 +356,7 @@ def bench_distributed(epochs=1, log_every=5):
             out = os.path.join(work, name)
             args = _small_net_args(data, out, "--fc-width", "32", "--epochs", str(epochs),
                                    "--log-every", str(log_every), *extra)
-            command = [sys.executable, "-m", "vggcli"] + (
+            command = vgg_argv(
                 ["launch", "-n", "2", "-s", "1", "--", "vgg"] + args + ["--kvstore", "dist_sync"]
                 if launched else args)
             sent, start = _loopback_bytes(), time.perf_counter()
@@ -401,8 +402,7 @@ def bench_compression_accuracy(seeds=(0, 1), epochs=6, threshold=0.5):
                                        "--epochs", str(epochs), "--patience", str(epochs + 1),
                                        "--devices", "cpu:0,1", "--kvstore", "device",
                                        "--seed", str(seed), *extra)
-                subprocess.run([sys.executable, "-m", "vggcli"] + args, check=True,
-                               capture_output=True)
+                subprocess.run(vgg_argv(args), check=True, capture_output=True)
                 errors[name].append(min(e["val_top1_err"]
                                         for e in _log_events(out, "epoch")))
         return [_row("best val top-1 error in %d epochs, 2 devices: 2-bit:%g compression vs "

@@ -19,8 +19,8 @@ from data_tools.common import (DEFAULT_MAX_PIXELS, MAX_PIXELS_VARIABLE, file_sys
                                lift_pillow_limit)
 
 from .errors import VggError
-from .configs import CONFIGS, canonical_name
-from .precision import DTYPES
+from .cli_options import NET
+from .configs import CONFIGS
 
 
 class CliError(click.ClickException):
@@ -42,8 +42,8 @@ class VggGroup(click.Group):
         except VggError as err:
             raise CliError(str(err), err.exit_code) from None
         except (click.exceptions.ClickException, click.exceptions.Exit,
-                click.exceptions.Abort):
-            raise
+                click.exceptions.Abort, BrokenPipeError):
+            raise  # a closed pipe (vgg ... | head): click exits quietly
         except OSError as err:  # a full or read-only disk, no permission: not a bug
             known = file_system_error(err)
             if known is None:
@@ -78,57 +78,6 @@ def internal_error(err):
            "(VGG_DEBUG=1 shows the traceback)" % (
                type(err).__name__, first_line(err) or "no message",
                " with %s" % where if where else "")
-
-
-class Parsed(click.ParamType):
-    """A library parser as an option type: its VggError becomes click's usage error
-    (exit 2, the option named), so options are checked while parsing."""
-
-    def __init__(self, name, parse, metavar=None):
-        self.name, self.parse, self.metavar = name, parse, metavar
-
-    def get_metavar(self, param, *args, **kwargs):
-        return self.metavar
-
-    def convert(self, value, param, ctx):
-        if not isinstance(value, str):  # a default already parsed
-            return value
-        try:
-            return self.parse(value)
-        except VggError as err:
-            self.fail(str(err), param, ctx)
-
-
-def _scales(text):
-    from .evaluate import parse_scales
-    return parse_scales(text)
-
-
-def _devices(text):
-    from .devices import parse_devices
-    return parse_devices(text)
-
-
-def _devices_text(text):
-    _devices(text)
-    return text  # training configs store the checked text
-
-
-def _mean(text):
-    try:
-        values = [float(v) for v in text.split(",")]
-    except ValueError:
-        values = []
-    if len(values) != 3:
-        raise VggError("must be three numbers R,G,B, got %r" % text)
-    return values
-
-
-NET = Parsed("net", canonical_name, metavar="[%s]" % "|".join(CONFIGS))
-SCALES = Parsed("Q[,Q...]", _scales)  # '256,384,512'
-DEVICES = Parsed("DEVICES", _devices)  # 'cpu', 'cpu:0,1', 'gpu:0-3' -> [(kind, index)]
-DEVICES_TEXT = Parsed("DEVICES", _devices_text)
-MEAN = Parsed("R,G,B", _mean)
 
 
 @click.group(cls=VggGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -190,23 +139,11 @@ def nets(nets, classes, width_mult, fc_width, crop_size, as_json):
         click.echo(tables["markdown"])
 
 
-def overwrite_option(command):
-    return click.option(
-        "--overwrite", is_flag=True,
-        help="Replace a previous vgg output of the same kind at --out (never anything "
-             "else: vgg does not change files it did not write).")(command)
+from . import cli_data, cli_test, cli_tools, cli_train  # noqa: E402
 
-
-def dtype_option(command):
-    return click.option(
-        "--dtype", type=click.Choice(DTYPES), default="auto", show_default=True,
-        help="Precision of convolutions and dense layers. auto: bfloat16 where a one-time "
-             "probe measured it faster on this CPU model (cached), else float32; bfloat16 "
-             "on CPUs with AVX512-BF16 or AMX; float16 on GPUs.")(command)
-
-
-# the commands register themselves on ``cli``
-from . import cli_data, cli_test, cli_tools, cli_train  # noqa: E402, F401
+for _module in (cli_data, cli_train, cli_test, cli_tools):
+    for _command in _module.COMMANDS:
+        cli.add_command(_command)
 
 
 def main():

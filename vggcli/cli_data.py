@@ -4,7 +4,7 @@ import sys
 
 import click
 
-from .cli import cli, overwrite_option
+from .cli_options import overwrite_option
 
 def pack_options(command):
     """Options shared by ``vgg pack`` and ``vgg pack-imagenet``."""
@@ -58,7 +58,7 @@ def _run_pack(plan, out_dir, max_short_side, quality, seed, no_shuffle, workers,
         sys.exit(EXIT_SKIPPED)
 
 
-@cli.command()
+@click.command()
 @click.argument("dataset", type=click.Path(exists=True, file_okay=False))
 @click.option("--val-ratio", type=click.FloatRange(0, 1, max_open=True), default=0.1,
               show_default=True,
@@ -91,7 +91,7 @@ def pack(dataset, val_ratio, synsets, boxes, **options):
               box_files={"*": boxes}, **options)
 
 
-@cli.command("pack-imagenet")
+@click.command("pack-imagenet")
 @click.option("--train-tar", type=click.Path(dir_okay=False), default=None,
               help="ILSVRC2012_img_train.tar (a tar of <wnid>.tar), read in place.")
 @click.option("--val-tar", type=click.Path(dir_okay=False), default=None,
@@ -137,7 +137,7 @@ def pack_imagenet(train_tar, val_tar, devkit, root, synsets, train_boxes, val_bo
               box_files={"train": train_boxes, "val": val_boxes}, **options)
 
 
-@cli.command()
+@click.command()
 @click.argument("rec", type=click.Path(exists=True, dir_okay=False))
 @click.option("--samples", type=click.IntRange(min=0), default=5, show_default=True,
               help="Records whose images are decoded to show their sizes.")
@@ -165,3 +165,6 @@ def inspect(rec, samples, as_json):
             click.echo(line)
     if report["problems"]:
         sys.exit(1)
+
+
+COMMANDS = [pack, pack_imagenet, inspect]

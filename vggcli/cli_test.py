@@ -4,9 +4,9 @@ import os
 
 import click
 
-from .cli import DEVICES, MEAN, NET, SCALES, cli, dtype_option, overwrite_option
+from .cli_options import DEVICES, MEAN, NET, SCALES, dtype_option, overwrite_option
 
-@cli.command("eval")
+@click.command("eval")
 @click.option("--net", "net_name", type=NET, default=None,
               help="Configuration (checked against the params file's own description).")
 @click.option("--params", required=True, type=click.Path(dir_okay=False),
@@ -105,7 +105,7 @@ def _predict(loaded, images, scales, mode, no_flip, batch_size, limit, int8_imag
             "%s %.3f" % (name, p) for _, _, name, p in result["top"])))
 
 
-@cli.command()
+@click.command()
 @click.argument("folders", nargs=-1, required=True, type=click.Path(file_okay=False))
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Output folder, in the same format as vgg eval's.")
@@ -137,7 +137,7 @@ def fuse(folders, out_dir, overwrite):
         click.echo(f.read().rstrip())
 
 
-@cli.command()
+@click.command()
 @click.option("--params", required=True, type=click.Path(dir_okay=False),
               help="A localisation net's weights (vgg train --task scr or pcr).")
 @click.option("--data", required=True, type=click.Path(dir_okay=False),
@@ -193,7 +193,7 @@ def localise(params, data, mode, classifier, scales, merge_threshold, shifts, de
         click.echo(f.read().rstrip())
 
 
-@cli.command()
+@click.command()
 @click.option("--net", "net_names", type=NET, multiple=True,
               help="Configuration of each --params (optional: files describe their net).")
 @click.option("--params", "params_files", required=True, multiple=True,
@@ -253,7 +253,7 @@ def features(net_names, params_files, layer, scales, aggregate, no_flip, no_l2, 
                   info["path"], info["skipped"], info["descriptors_per_second"] or 0))
 
 
-@cli.command()
+@click.command()
 @click.option("--train", "train_path", required=True, type=click.Path(dir_okay=False),
               help="Features of the training images (vgg features).")
 @click.option("--test", "test_path", required=True, type=click.Path(dir_okay=False),
@@ -280,3 +280,6 @@ def transfer(train_path, test_path, metric, out_dir, overwrite):
     click.echo("%s: %.4f (linear SVM, C=%g, %d train / %d test images, %d-D)" % (
         metric, report["value"], report["C"], report["train_images"], report["test_images"],
         report["dims"]))
+
+
+COMMANDS = [eval_command, fuse, localise, features, transfer]

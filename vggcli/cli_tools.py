@@ -3,10 +3,10 @@ import os
 
 import click
 
-from .cli import NET, cli, overwrite_option
+from .cli_options import NET, overwrite_option
 from .errors import VggError
 
-@cli.command()
+@click.command()
 @click.option("--from", "source", required=True,
               type=click.Choice(["gluoncv", "torchvision", "caffe"]),
               help="Where the weights come from.")
@@ -35,7 +35,7 @@ def convert(source, path, net_name, out, overwrite):
                                                          source, path, out))
 
 
-@cli.command()
+@click.command()
 @click.option("--net", "net_name", type=NET, default=None, help="Configuration (checked).")
 @click.option("--params", required=True, type=click.Path(dir_okay=False), help="Weights.")
 @click.option("--format", "fmt", type=click.Choice(["symbol", "onnx"]), default="symbol",
@@ -64,7 +64,7 @@ def export(net_name, params, fmt, dense, input_size, prefix, overwrite):
         click.echo(path)
 
 
-@cli.command()
+@click.command()
 @click.argument("names", nargs=-1)
 def bench(names):
     """Run benchmarks (by default all but 'training', 'compression' and 'cluster', as
@@ -88,7 +88,7 @@ def bench(names):
     run_bench(list(names))
 
 
-@cli.command()
+@click.command()
 @click.option("--protocol", type=click.Path(dir_okay=False), default=None,
               help="The study (default: recipes/reproduce/protocol.yaml).")
 @click.option("--out", default=os.path.join("reproduce", "out"), show_default=True,
@@ -125,3 +125,6 @@ def reproduce(protocol, out, report, copy_to, slots):
     click.echo("report: %s" % report)
     if counts.get("failed") or counts.get("skipped"):
         raise SystemExit(1)
+
+
+COMMANDS = [convert, export, bench, reproduce]

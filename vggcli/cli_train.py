@@ -1,7 +1,7 @@
 """``vgg train``, ``vgg recipe`` and ``vgg launch``: the training procedure (§3.1, §3.3)."""
 import click
 
-from .cli import DEVICES_TEXT, NET, cli
+from .cli_options import DEVICES_TEXT, NET
 from .precision import DTYPES
 
 def _field_options(command):
@@ -21,7 +21,7 @@ def _field_options(command):
     return command
 
 
-@cli.command()
+@click.command()
 @click.option("--recipe", default=None,
               help="A recipe name (see 'vgg recipe list') or YAML file; flags override it.")
 @click.option("--resume", "resume_dir", type=click.Path(file_okay=False), default=None,
@@ -58,7 +58,7 @@ def train(recipe, resume_dir, quiet, **options):
                   summary["out"]))
 
 
-@cli.group()
+@click.group()
 def recipe():
     """The paper's Table 3 rows as training recipes (recipes/*.yaml).
 
@@ -122,7 +122,7 @@ def recipe_plan(name, data, runs, devices, dtype):
         click.echo("\n# %d. %s: %s\n%s" % (number, step, description, command))
 
 
-@cli.command(context_settings={"ignore_unknown_options": True})
+@click.command(context_settings={"ignore_unknown_options": True})
 @click.option("-n", "--workers", type=click.IntRange(min=1), required=True,
               help="Worker processes (each trains on its shard of the records).")
 @click.option("-s", "--servers", type=click.IntRange(min=1), default=None,
@@ -159,3 +159,6 @@ def launch(workers, servers, launcher, hosts_file, interface, start_timeout, ssh
     run_launch(list(command), workers, servers=servers, launcher=launcher,
                hosts_file=hosts_file, interface=interface, start_timeout=start_timeout,
                ssh_config=ssh_config)
+
+
+COMMANDS = [train, recipe, launch]

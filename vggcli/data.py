@@ -196,7 +196,7 @@ class RecordImages:
 
     def record(self, position):
         """(RGB uint8 image, label, extra labels: a float32 array, empty without boxes)."""
-        from .inference import decode_bytes
+        from .images import decode_bytes
         payload = self.raw(position)
         label, extra = self._header(payload, position)
         try:

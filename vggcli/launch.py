@@ -30,6 +30,7 @@ import threading
 import time
 
 from .errors import VggError, VggRuntimeError
+from .processes import catch_stop_signals, die_with_parent, vgg_argv
 
 LOOPBACK = "127.0.0.1"
 
@@ -48,38 +49,6 @@ def read_hosts(path):
     if not hosts:
         raise VggError("host file %s lists no hosts" % path)
     return hosts
-
-
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
-
-
-def catch_stop_signals():
-    """(the STOP_SIGNALS received from now on, a function that puts the previous handlers
-    back). NOTE: a flag the supervising loop acts on, not an exception from the handler:
-    one raised there is lost when the signal lands inside a finaliser (Popen.__del__:
-    "Exception ignored"), and the job ran on."""
-    received = []
-    previous = {sig: signal.signal(sig, lambda signum, frame: received.append(signum))
-                for sig in STOP_SIGNALS}
-
-    def restore():
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    return received, restore
-
-
-def die_with_parent(launcher_pid):
-    """In each job process before it runs: the kernel kills it if the launcher dies,
-    even by SIGKILL, which no handler of the launcher's can see (Linux's parent-death
-    signal; elsewhere the launcher's own handlers are all there is)."""
-    try:
-        import ctypes
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-        if os.getppid() != launcher_pid:  # it died before prctl took effect
-            os._exit(1)
-    except (OSError, AttributeError):
-        pass
 
 
 class Job:
@@ -289,7 +258,7 @@ def launch(command, workers, servers=None, launcher="local", hosts_file=None, in
         raise VggError("give the command to run after --, e.g. vgg launch -n 2 -- vgg train "
                        "--kvstore dist_sync ...")
     if command[0] == "vgg":  # the same interpreter and package as this launcher
-        command = [sys.executable, "-m", "vggcli"] + list(command[1:])
+        command = vgg_argv(command[1:])
     if launcher not in ("local", "ssh"):
         raise VggError("launcher must be local or ssh, got %r" % launcher)
     if launcher == "local" and shutil.which(command[0]) is None:

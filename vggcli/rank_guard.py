@@ -52,7 +52,7 @@ def _stop(child):
 def guard(command, timeout, out=sys.stderr):
     """Run ``command`` in its own process group until it exits (its status is ours) or
     the launcher is gone (then 255 - the status ssh itself uses for its failures)."""
-    from .launch import die_with_parent  # the rank dies with this guard, even by SIGKILL
+    from .processes import die_with_parent  # the rank dies with this guard, even by SIGKILL
     child = subprocess.Popen(command, stdin=subprocess.DEVNULL, start_new_session=True,
                              preexec_fn=functools.partial(die_with_parent, os.getpid()))
     beats, closed = [time.monotonic()], threading.Event()

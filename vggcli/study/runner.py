@@ -6,13 +6,9 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 
-
-def vgg_argv(argv):
-    """The command line that runs ``vgg ARGV`` with this Python."""
-    return [sys.executable, "-m", "vggcli"] + list(argv)
+from ..processes import vgg_argv
 
 
 def say(message):
@@ -28,7 +24,7 @@ def run_jobs(jobs, slots, logs, journal, progress=None):
     job's dependants are skipped; the rest go on. Each job's output goes to
     ``logs/<job>.log``; ``journal`` gets a JSON line per finished job. Returns
     {status: count}."""
-    from ..launch import catch_stop_signals, die_with_parent
+    from ..processes import catch_stop_signals, die_with_parent
 
     progress = progress or say
     os.makedirs(logs, exist_ok=True)

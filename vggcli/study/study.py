@@ -5,8 +5,9 @@ import json
 import os
 import time
 
-from .claims import judge
-from .plan import paths, plan_jobs
+from .verdicts import judge
+from .jobs import plan_jobs
+from .plan import paths
 from .prepare import prepare
 from .protocol import load_protocol
 from .record import build, provenance, write
