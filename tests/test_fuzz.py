@@ -331,6 +331,7 @@ NUMBERS = st.one_of(st.integers(-2 ** 65, 2 ** 65).map(str),
 @given(numbers=st.lists(NUMBERS, min_size=1, max_size=1), which=st.integers(0, 2))
 @example(numbers=["inf"], which=0)  # #28: an OverflowError before the error boundary
 @example(numbers=["1e9"], which=0)  # MXNet refused a 64e9-filter conv before our size check
+@example(numbers=["3.5e305"], which=0)  # a finite multiplier whose widths overflowed to inf
 def test_fuzz_numeric_options(numbers, which):
     command, option = NUMERIC_OPTIONS[which]
     check(command + [option, numbers[0]])

@@ -90,12 +90,15 @@ def layer_table(config, classes=1000, width_mult=1.0, fc_width=4096, crop_size=2
     return rows
 
 
+MAX_WIDTH_MULT = 2.0 ** 25  # 64 * 2^25 = 2^31 channels; above, widths overflow to inf
+
+
 def _check_knobs(classes, width_mult, fc_width, crop_size):
     if int(classes) < 1:
         raise VggError("classes must be a positive integer, got %r" % (classes,))
-    if not 0 < width_mult < float("inf"):
-        raise VggError("width multiplier must be a positive finite number, got %r"
-                       % (width_mult,))
+    if not 0 < width_mult <= MAX_WIDTH_MULT:
+        raise VggError("width multiplier must be a positive number of at most 2^25 (conv1 "
+                       "would pass MXNet's 2^31 limit), got %r" % (width_mult,))
     if int(fc_width) < 1:
         raise VggError("fc width must be a positive integer, got %r" % (fc_width,))
     if crop_size < STRIDE or crop_size % STRIDE:
