@@ -41,7 +41,7 @@ setup(
         "test": ["pytest>=7", "ruff", "torch==2.13.0", "onnx>=1.15,<1.19", "onnxruntime",
                  "gluoncv==0.10.5.post0", "scikit-image>=0.22,<0.25", "hypothesis>=6.100"],
     },
-    # recipes/ ships beside the package (vggcli.recipes.recipes_dir finds it)
+    # recipes/ ships beside the package (vggcli.training.recipes.recipes_dir finds it)
     data_files=[("share/vgg/recipes", sorted(glob.glob("recipes/*.yaml"))),
                 ("share/vgg/recipes/reproduce", ["recipes/reproduce/protocol.yaml"])],
     entry_points={"console_scripts": ["vgg=vggcli.cli:main"]},

@@ -45,7 +45,7 @@ SMALL = dict(width_mult=0.25, fc_width=128, crop_size=32, scale="36", batch_size
 
 
 def config(digits, out, **overrides):
-    from vggcli import recipes
+    from vggcli.training import recipes
     cfg, _ = recipes.resolve(None, dict(SMALL, data=digits, out=str(out), **overrides))
     return cfg
 
@@ -72,7 +72,7 @@ def trained_a(digits, tmp_path_factory):
     normal init learns this small a net slowly and unevenly (0.18 to 0.73 best val
     error across seeds and augmentation streams), and the tests built on this net
     need one that has learned."""
-    from vggcli.train import train
+    from vggcli.training.train import train
 
     out = tmp_path_factory.mktemp("run-a")
     summary = train(config(digits, out, net="A", epochs=14, patience=4, init="xavier",

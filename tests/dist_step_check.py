@@ -21,9 +21,9 @@ import numpy as np  # noqa: E402
 from mxnet import gluon  # noqa: E402
 
 from tests.test_train import STEP, one_batch  # noqa: E402
-from vggcli import models  # noqa: E402
-from vggcli.train import compute_gradients  # noqa: E402
-from vggcli.train_setup import build_net, make_trainer  # noqa: E402
+from vggcli.nets import models  # noqa: E402
+from vggcli.training.train import compute_gradients  # noqa: E402
+from vggcli.training.train_setup import build_net, make_trainer  # noqa: E402
 
 digits, out = sys.argv[1], sys.argv[2]
 kv = mx.kv.create("dist_sync")

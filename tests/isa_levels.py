@@ -75,7 +75,7 @@ def table(rows, cpu):
 
 
 def main(argv=None):
-    from vggcli.precision import cpu_description, cpu_flags
+    from vggcli.core.precision import cpu_description, cpu_flags
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("levels", nargs="*", help="levels to run (default: every level "

@@ -3,10 +3,10 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from vggcli import data
-from vggcli.devices import parse_devices
-from vggcli.errors import VggError
-from vggcli.schedule import PlateauSchedule
+from vggcli.training import data
+from vggcli.core.devices import parse_devices
+from vggcli.core.errors import VggError
+from vggcli.training.schedule import PlateauSchedule
 
 
 class FakeImages:

@@ -3,7 +3,7 @@ samples give their mean, not the larger), and the physical peak's formula on kno
 CPUs (their published FLOP per cycle)."""
 import pytest
 
-from vggcli import bench_common, bench_peers
+from vggcli.bench import common as bench_common, peers as bench_peers
 
 
 def test_rows_show_the_median_and_range_of_their_samples():
@@ -44,7 +44,7 @@ def test_physical_peak_follows_the_published_flop_per_cycle(tmp_path, monkeypatc
     text, logical, per_cycle = CPUS[name]
     info = tmp_path / "cpuinfo"
     info.write_text(text)
-    monkeypatch.setattr("vggcli._env.available_cores", lambda: logical)
+    monkeypatch.setattr("vggcli.core.env.available_cores", lambda: logical)
     peak, formula = bench_peers.physical_peak(str(info))
     fields = dict(line.split(": ") for line in text.strip().splitlines())
     cores = logical / (int(fields["siblings"]) / int(fields["cpu cores"]))

@@ -101,7 +101,7 @@ def test_gluoncv_reads_our_detection_labels(tmp_path):
     the pixel boxes and classes come back."""
     import mxnet as mx
 
-    from vggcli._compat import import_gluoncv
+    from vggcli.core.compat import import_gluoncv
     RecordFileDetection = import_gluoncv("gluoncv.data").RecordFileDetection
 
     image = np.zeros((375, 500, 3), np.uint8)
@@ -127,7 +127,7 @@ def test_whole_pixel_boxes_come_back_exactly():
     whole-pixel corners must come back exactly, at every image size (for 94 of the
     100 even widths 200-398 the plain product misses a half-width box's IoU of 0.5
     by ~2e-8)."""
-    from vggcli.localisation import devkit_iou, localisation_errors
+    from vggcli.localisation.scoring import devkit_iou, localisation_errors
     for width in range(200, 400, 2):
         height = 215
         half = (0.0, 0.0, width / 2 - 1.0, height - 1.0)  # IoU 0.5 with the whole image

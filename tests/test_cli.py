@@ -81,7 +81,8 @@ def test_importing_the_library_changes_no_environment():
     code = ("import os, sys; before = dict(os.environ); import vggcli, data_tools.recordio; "
             "assert dict(os.environ) == before, 'import vggcli'; "
             "import cv2, mxnet; before = dict(os.environ); import vggcli, data_tools.recordio, "
-            "data_tools.pack, vggcli.models, vggcli.evaluate, vggcli.features; "
+            "data_tools.pack, vggcli.nets.models, vggcli.testing.evaluate, "
+            "vggcli.testing.features; "
             "changed = sorted(k for k in set(before) | set(os.environ) "
             "if before.get(k) != os.environ.get(k)); print(changed); "
             "sys.exit(1 if changed else 0)")

@@ -1,5 +1,5 @@
 """vgg launch --launcher ssh across three hosts: network namespaces on a bridge, an
-sshd in each (vggcli.netlab). Run by ``make test-cluster`` (VGG_CLUSTER=1), as root;
+sshd in each (vggcli.distributed.netlab). Run by ``make test-cluster`` (VGG_CLUSTER=1), as root;
 elsewhere each test says why it skipped."""
 import os
 import re
@@ -10,8 +10,9 @@ import time
 
 import pytest
 
-from vggcli import models, netlab
-from vggcli.launch_ssh import ANSWER_S
+from vggcli.nets import models
+from vggcli.distributed import netlab
+from vggcli.distributed.launch_ssh import ANSWER_S
 
 pytestmark = pytest.mark.skipif(os.environ.get("VGG_CLUSTER") != "1",
                                 reason="the cluster tests run under make test-cluster")

@@ -13,8 +13,8 @@ from click.testing import CliRunner
 
 import mxnet as mx
 
-from vggcli import convert as conv
-from vggcli import models
+from vggcli.nets import convert as conv
+from vggcli.nets import models
 from vggcli.cli import cli
 
 from .numerics import assert_float32_close, output_bound
@@ -107,7 +107,7 @@ def test_gluoncv_vgg16_outputs_match(photos, tmp_path):
     """Outputs within numerics.output_bound: other kernels sum in another order, and
     the preprocessing folded into conv1_1 rounds each of its weights once more (one u
     per product, inside the per-layer bound)."""
-    from vggcli._compat import gluoncv_model_zoo
+    from vggcli.core.compat import gluoncv_model_zoo
     gcv_get_model = gluoncv_model_zoo().get_model
     peer = gcv_get_model("vgg16", pretrained=False)
     peer.initialize(mx.init.Xavier(), force_reinit=True)

@@ -90,7 +90,7 @@ def test_eval_of_records_under_a_name_that_is_not_utf8(params, digits, tmp_path)
 def test_a_bug_is_one_line_with_its_traceback_in_a_crash_log(monkeypatch, tmp_path):
     """An exception no one foresaw: exit 1, one line saying it is a bug and where the
     traceback went; VGG_DEBUG=1 lets the exception through."""
-    from vggcli import tables
+    from vggcli.nets import tables
 
     def broken(*args, **kwargs):
         raise ZeroDivisionError("a bug")

@@ -9,10 +9,10 @@ from click.testing import CliRunner
 
 import mxnet as mx
 
-from vggcli import evaluate as ev
-from vggcli import models
+from vggcli.testing import evaluate as ev
+from vggcli.nets import models
 from vggcli.cli import cli
-from vggcli.errors import VggError
+from vggcli.core.errors import VggError
 
 from .numerics import FLOAT32_U, assert_float32_close, gamma, posterior_bound
 

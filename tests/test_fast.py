@@ -6,11 +6,11 @@ import pytest
 
 import mxnet as mx
 
-from vggcli import evaluate as ev
-from vggcli import features as feat
-from vggcli import models
-from vggcli.errors import VggError
-from vggcli.fast import calibration_batch, quantize
+from vggcli.testing import evaluate as ev
+from vggcli.testing import features as feat
+from vggcli.nets import models
+from vggcli.core.errors import VggError
+from vggcli.testing.fast import calibration_batch, quantize
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +98,7 @@ def test_fidelity_is_cosine_and_argmax_agreement(photo_batch):
     """fast.fidelity against the formula, on blocks whose relation is known."""
     from mxnet.gluon import nn
 
-    from vggcli.fast import fidelity
+    from vggcli.testing.fast import fidelity
 
     class Scaled(nn.HybridBlock):
         def __init__(self, inner, factor, **kwargs):

@@ -10,10 +10,10 @@ from sklearn.metrics import average_precision_score
 
 import mxnet as mx
 
-from vggcli import features as feat
-from vggcli import models
+from vggcli.testing import features as feat
+from vggcli.nets import models
 from vggcli.cli import cli
-from vggcli.errors import VggError
+from vggcli.core.errors import VggError
 
 from .numerics import assert_float32_close, gamma, output_bound
 
@@ -192,7 +192,7 @@ def test_features_bad_input(trained_a, tmp_path, photo_folder):
 
 def test_bfloat16_fallback_is_decided_and_said_once_for_several_nets(net, photo_folder,
                                                                       tmp_path, capfd):
-    from vggcli import precision
+    from vggcli.core import precision
     if precision.prepare("bfloat16")[0] == "bfloat16":
         pytest.skip("this CPU runs bfloat16: there is no fallback to report")
     other = models.initialize(models.get_model("A", classes=7, width_mult=0.125, fc_width=24),

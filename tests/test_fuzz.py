@@ -350,7 +350,7 @@ def test_fuzz_scales_and_sizes(small_records, params, tmp_path_factory, data):
 @FUZZ
 @given(data=st.data())
 def test_fuzz_recipe_yaml(tmp_path_factory, data):
-    from vggcli.recipes import recipe_path
+    from vggcli.training.recipes import recipe_path
     with open(recipe_path("D-384"), "rb") as f:
         original = f.read()
     work = tmp_path_factory.mktemp("f")
@@ -364,7 +364,7 @@ def test_fuzz_recipe_yaml(tmp_path_factory, data):
 def checkpointed(digits, tmp_path_factory):
     """A one-epoch run of a tiny net as a kill leaves it: its checkpoint after batch 32
     kept, the later ones and the final weights gone (a resume trains ~13 batches)."""
-    from vggcli import checkpoint
+    from vggcli.training import checkpoint
     run = tmp_path_factory.mktemp("fuzz-run") / "run"
     result = CliRunner().invoke(cli, [
         "train", "--net", "A", "--data", digits, "--width-mult", "0.125", "--fc-width", "32",
@@ -387,7 +387,7 @@ def checkpointed(digits, tmp_path_factory):
 def _consistent_checksums(folder, name):
     """checksums.json rewritten for the mutated ``name``: a hostile checkpoint whose
     checksums agree (they prove the file is the one written, not that vgg wrote it)."""
-    from vggcli.checkpoint import sha256
+    from vggcli.training.checkpoint import sha256
     sums = json.loads((folder / "checksums.json").read_text())
     sums[name] = dict(sha256=sha256(folder / name), bytes=(folder / name).stat().st_size)
     (folder / "checksums.json").write_text(json.dumps(sums))
@@ -397,6 +397,14 @@ def _no_top1(data):
     """The epoch's running sums without top1 (a random fuzzing failure: KeyError)."""
     state = json.loads(data)
     del state["meter"]["top1"]
+    return json.dumps(state).encode()
+
+
+def _no_best(data):
+    """The schedule's state without its best accuracy (a random fuzzing failure:
+    KeyError, found by make fuzz)."""
+    state = json.loads(data)
+    del state["schedule"]["best"]
     return json.dumps(state).encode()
 
 
@@ -410,6 +418,7 @@ def _no_weights_sum(data):
 @FUZZ
 @given(data=st.data(), damage=st.none())
 @example(data=None, damage=("state.json", _no_top1))
+@example(data=None, damage=("state.json", _no_best))
 @example(data=None, damage=("checksums.json", _no_weights_sum))
 def test_fuzz_checkpoint_resume(checkpointed, tmp_path_factory, data, damage):
     run, folder = checkpointed
@@ -465,7 +474,7 @@ def test_fuzz_localisation_folders_fuse(dense_pair, tmp_path_factory, data, dama
 def foreign_weights(tmp_path_factory):
     """Net A's layers (1/8 width, 64-wide fc) as a torchvision .pth and a Caffe
     .caffemodel: valid files whose shapes then differ from the full-size net A."""
-    from vggcli import convert, models
+    from vggcli.nets import convert, models
     folder = tmp_path_factory.mktemp("fuzz-foreign")
     net = models.initialize(models.get_model("A", classes=5, width_mult=0.125, fc_width=64,
                                              crop_size=32), seed=1)

@@ -176,7 +176,7 @@ def test_odd_names_and_a_fifo_neither_crash_nor_hang(params, odd_folder, tmp_pat
 
     import numpy as np
 
-    from vggcli.features import load_features
+    from vggcli.testing.features import load_features
     vgg = [sys.executable, "-m", "vggcli"]
     out = tmp_path / "odd.npz"
     done = subprocess.run(vgg + ["features", "--params", params, "--images", str(odd_folder),

@@ -24,8 +24,8 @@ def eval_folder(params, digits, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def features_file(params, digits, tmp_path_factory):
-    from vggcli.features import extract
-    from vggcli.inference import load_for_inference
+    from vggcli.testing.features import extract
+    from vggcli.testing.inference import load_for_inference
     out = str(tmp_path_factory.mktemp("hostile-features") / "val.npz")
     loaded = load_for_inference(params)
     extract([loaded.net], "fc7", [36], out, data=os.path.join(digits, "val.rec"),
@@ -171,7 +171,7 @@ def _params_damage(params, path, case):
     elif case == "not-ndarray":
         path.write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(100))
     elif case == "description-types":
-        from vggcli import models
+        from vggcli.nets import models
         net = models.load_model(params)
         models.save_params(net, str(path), dict(classes="ten"))
 
@@ -226,7 +226,7 @@ def test_convert_refuses_what_is_not_a_torchvision_vgg(tmp_path, case):
 
 
 def test_convert_refuses_negative_caffe_dims(tmp_path):
-    from vggcli import convert
+    from vggcli.nets import convert
     messages = convert.caffe_messages()
     net = messages["NetParameter"](name="x")
     layer = net.layer.add(name="conv1_1", type="Convolution")
@@ -246,7 +246,7 @@ def test_old_gluoncv_names_convert_in_layer_order(tmp_path):
     conv1_1 (which takes the folded preprocessing) equals its source exactly."""
     import mxnet as mx
 
-    from vggcli import convert, models
+    from vggcli.nets import convert, models
     source = models.initialize(models.get_model("D", classes=7, width_mult=0.125,
                                                 fc_width=32, crop_size=32), seed=3)
     named = source._collect_params_with_prefix()
@@ -273,7 +273,7 @@ def test_old_gluoncv_names_convert_in_layer_order(tmp_path):
 @pytest.fixture(scope="module")
 def run_folder(digits, tmp_path_factory):
     from tests.conftest import config
-    from vggcli.train import train
+    from vggcli.training.train import train
     out = tmp_path_factory.mktemp("hostile-run") / "run"
     train(config(digits, out, net="A", epochs=1, width_mult=0.125, fc_width=32), progress=False)
     return out
@@ -448,7 +448,7 @@ def test_declared_size_agrees_with_pillow_and_never_trusts_a_cut_header(photos):
     import cv2
     from PIL import Image
 
-    from vggcli.images import declared_size
+    from vggcli.core.images import declared_size
     encoded = []
     for photo in photos.values():
         bgr = np.ascontiguousarray(photo[:, :, ::-1])

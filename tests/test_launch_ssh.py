@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from vggcli import host_check, launch_ssh
-from vggcli.errors import VggError
+from vggcli.distributed import host_check, launch_ssh
+from vggcli.core.errors import VggError
 
 from .hostile import alive
 
@@ -72,7 +72,7 @@ def test_data_option_and_remote_command():
     line = launch_ssh.remote_command(["python", "-c", "print('a b')"],
                                      {"DMLC_ROLE": "worker", "X": "it's"}, cwd="/a b")
     assert line.startswith("cd '/a b' && exec env DMLC_ROLE=worker X='it'\"'\"'s' ")
-    assert "-m vggcli.rank_guard --timeout %d -- python -c 'print('\"'\"'a b'\"'\"')'" \
+    assert "-m vggcli.distributed.rank_guard --timeout %d -- python -c 'print('\"'\"'a b'\"'\"')'" \
         % launch_ssh.ANSWER_S in line
 
 
@@ -97,14 +97,14 @@ def test_hosts_must_see_the_same_data_and_toolkit(tmp_path):
     assert host_check.differences(here, older)[0].startswith("vgg 0.0.1 there, ")
     missing = host_check.fingerprint(str(tmp_path / "nowhere"))
     assert host_check.differences(here, missing)[0].startswith("cannot read the data: ")
-    printed = subprocess.run([sys.executable, "-m", "vggcli.host_check", "--data",
+    printed = subprocess.run([sys.executable, "-m", "vggcli.distributed.host_check", "--data",
                               str(tmp_path / "a")], capture_output=True, text=True, check=True)
     assert json.loads(printed.stdout) == here
 
 
 def _guarded(seconds, timeout=2.0):
     return subprocess.Popen(
-        [sys.executable, "-m", "vggcli.rank_guard", "--timeout", str(timeout), "--",
+        [sys.executable, "-m", "vggcli.distributed.rank_guard", "--timeout", str(timeout), "--",
          sys.executable, "-c", "import os, time; print(os.getpid(), flush=True); "
                                "time.sleep(%s)" % seconds],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -112,7 +112,7 @@ def _guarded(seconds, timeout=2.0):
 
 def test_rank_guard_passes_the_rank_status_through():
     def status(code):
-        guard = subprocess.Popen([sys.executable, "-m", "vggcli.rank_guard", "--",
+        guard = subprocess.Popen([sys.executable, "-m", "vggcli.distributed.rank_guard", "--",
                                   sys.executable, "-c", code], stdin=subprocess.PIPE)
         try:  # stdin held open, as a live launcher's ssh does
             return guard.wait(60)

@@ -18,7 +18,9 @@ modules, pillow = dict(sys.modules), Image.MAX_IMAGE_PIXELS
 params, records, out = sys.argv[1:4]
 
 import vggcli
-from vggcli import _compat, evaluate, features, images, inference, models
+from vggcli.core import compat as _compat, images
+from vggcli.nets import models
+from vggcli.testing import evaluate, features, inference
 
 net = models.initialize(models.get_model("A", classes=3, width_mult=0.125, fc_width=16,
                                          crop_size=32), seed=0)

@@ -3,7 +3,7 @@ compute_overlap.m and eval_localization_flat.m, worked by hand)."""
 import numpy as np
 import pytest
 
-from vggcli import localisation as loc
+from vggcli.localisation import scoring as loc
 
 
 def test_iou_counts_pixels_inclusively_as_the_devkit_does():

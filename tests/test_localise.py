@@ -91,8 +91,8 @@ def boxed(tmp_path_factory):
 
 
 def _records_by_id(out, split):
-    from vggcli.data import RecordImages
-    from vggcli.inference import record_ids
+    from vggcli.training.data import RecordImages
+    from vggcli.testing.inference import record_ids
     rec = os.path.join(out, split + ".rec")
     images = RecordImages(rec)
     ids = record_ids(rec, len(images))
@@ -128,7 +128,7 @@ def test_gluoncv_reads_the_packed_boxes_on_the_shrunk_images(boxed):
     """GluonCV's RecordFileDetection gives the boxes in the stored image's pixels: the
     source box times stored size / source size (normalised corners survive the
     shrink); the class comes back in its column."""
-    from vggcli._compat import import_gluoncv
+    from vggcli.core.compat import import_gluoncv
     RecordFileDetection = import_gluoncv("gluoncv.data").RecordFileDetection
     truth, out, _, expected = boxed
     ids = [line.rstrip("\n").split("\t")[2] for line in open(os.path.join(out, "val.lst"))]
@@ -164,7 +164,7 @@ def test_the_box_follows_rescale_crop_and_flip(marked):
     rescaled image each, and the threshold can fall on either side of the edge;
     the box is only compared where it lies inside the crop (the target is not cut
     at the crop's border, the pixels are)."""
-    from vggcli.data import RecordImages, Scale, TrainTransform
+    from vggcli.training.data import RecordImages, Scale, TrainTransform
     out, _ = marked
     images = RecordImages(os.path.join(out, "train.rec"),
                           index_path=os.path.join(out, "train.box.idx"))
@@ -186,7 +186,7 @@ def test_the_box_follows_rescale_crop_and_flip(marked):
 
 
 def test_crop_target_by_hand():
-    from vggcli.data import crop_target
+    from vggcli.training.data import crop_target
     boxes = np.array([[10.0, 20.0, 50.0, 40.0], [0.0, 0.0, 4.0, 4.0]])
     target, valid = crop_target(boxes, top=10, left=5, crop=40, flipped=False)
     # the first box: x 5..45, y 10..30 in the crop
@@ -204,7 +204,7 @@ def test_pcr_loss_and_gradient_use_only_the_ground_truth_class_box():
     import mxnet as mx
     from mxnet import autograd
 
-    from vggcli.tasks import Localisation
+    from vggcli.training.tasks import Localisation
     task = Localisation("pcr", classes=3)
     target = [0.5, 0.4, 0.2, 0.3]
     out = mx.nd.array([[9, 9, 9, 9] + target + [7, 7, 7, 7],
@@ -228,7 +228,7 @@ def test_pcr_loss_and_gradient_use_only_the_ground_truth_class_box():
 
 
 def test_center_iou_by_hand():
-    from vggcli.tasks import center_iou
+    from vggcli.training.tasks import center_iou
     a = np.array([[0.5, 0.5, 0.4, 0.4], [0.5, 0.5, 0.4, 0.4]])
     b = np.array([[0.5, 0.5, 0.4, 0.4], [0.6, 0.5, 0.4, 0.4]])
     np.testing.assert_allclose(center_iou(a, b), [1.0, 0.12 / 0.2])
@@ -237,7 +237,7 @@ def test_center_iou_by_hand():
 # --- testing: mapping back, merging -----------------------------------------------------
 
 def test_a_net_box_maps_back_to_source_pixels():
-    from vggcli.localise import to_source_boxes
+    from vggcli.localisation.localise import to_source_boxes
     # a window at (8, 4) of a 32 px crop, on an image rescaled by 1/2 (ratio 2)
     box = to_source_boxes([0.5, 0.5, 0.5, 0.25], (8, 4), 32, (2.0, 2.0))[0]
     # rescaled: x 16..32, y 16..24 (continuous) -> source 32..64, 32..48 -> last pixels 63, 47
@@ -245,7 +245,7 @@ def test_a_net_box_maps_back_to_source_pixels():
 
 
 def test_greedy_merging_joins_near_boxes_and_keeps_far_ones():
-    from vggcli.localise import best_box, greedy_merge
+    from vggcli.localisation.localise import best_box, greedy_merge
     near = [(10, 10, 50, 50), (12, 10, 52, 50), (10, 12, 50, 52)]
     far = [(100, 100, 110, 110)]
     boxes, scores = greedy_merge(near + far, [0.2, 0.3, 0.1, 0.5])
@@ -263,7 +263,7 @@ def test_greedy_merging_joins_near_boxes_and_keeps_far_ones():
 # --- the commands -----------------------------------------------------------------------
 
 def test_fc_only_fine_tuning_leaves_the_conv_layers_as_they_were(trained):
-    from vggcli.models import read_params
+    from vggcli.nets.models import read_params
     start, _ = read_params(str(trained / "cls" / "best.params"))
     scr, meta = read_params(str(trained / "scr" / "final.params"))
     assert meta["task"] == "scr" and scr["fc8.weight"].shape[0] == 4
@@ -288,8 +288,8 @@ def test_localise_center_dense_and_fusion_write_devkit_submissions(trained, mark
     assert len(lines) == count and all(len(line.split()) == 5 for line in lines)
     # the report is scored on exactly the boxes submission.txt holds (the devkit's
     # 1-based whole pixels read back), against the records' ground truth
-    from vggcli.localisation import localisation_errors
-    from vggcli.localise import BoxRecords, _truths
+    from vggcli.localisation.scoring import localisation_errors
+    from vggcli.localisation.localise import BoxRecords, _truths
     truths, _ = _truths(BoxRecords(val))
     submitted = [[(int(f[0]) - 1, tuple(float(v) - 1 for v in f[1:5]))]
                  for f in (line.split() for line in lines)]
@@ -414,7 +414,7 @@ def _lines(folder):
 def test_devkit_labels_reach_every_submission_without_devkit(boxed, ilsvrc_nets, tmp_path):
     """pack-imagenet --devkit records each class's ILSVRC2012_ID (not sorted-WNID
     order); localise, eval and both fusions then submit those labels with no --devkit."""
-    from vggcli.localise import BoxRecords, _truths
+    from vggcli.localisation.localise import BoxRecords, _truths
     _, out, manifest, _ = boxed
     ids = [mini_imagenet.ILSVRC_IDS[wnid] for wnid in mini_imagenet.WNIDS]
     assert manifest["label_ids"] == ids

@@ -5,8 +5,8 @@ import pytest
 import mxnet as mx
 from mxnet.gluon import nn
 
-from vggcli import models
-from vggcli.errors import VggError
+from vggcli.nets import models
+from vggcli.core.errors import VggError
 
 from .numerics import assert_float32_close, output_bound
 

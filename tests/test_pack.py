@@ -18,7 +18,7 @@ import mxnet as mx
 from data_tools import pack as packing
 from data_tools.encode import target_size
 from vggcli.cli import cli
-from vggcli.errors import VggError
+from vggcli.core.errors import VggError
 
 from . import mini_imagenet
 

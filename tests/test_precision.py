@@ -8,8 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from vggcli import precision
-from vggcli.errors import VggError
+from vggcli.core import precision
+from vggcli.core.errors import VggError
 
 from .numerics import BFLOAT16_U, max_disagreements
 
@@ -172,7 +172,7 @@ def test_cli_bfloat16_falls_back_with_a_message(digits, trained_a, tmp_path):
 
 @pytest.fixture(scope="module")
 def net_and_meta(trained_a):
-    from vggcli import models
+    from vggcli.nets import models
     net = models.load_model(os.path.join(trained_a[0], "best.params"))
     return net, net.file_meta
 
@@ -181,7 +181,7 @@ def net_and_meta(trained_a):
 @pytest.mark.numerics
 def test_bfloat16_eval_agrees_with_float32(net_and_meta, digits, tmp_path):
     """Tolerances: BF16_DISAGREEMENT and BF16_COSINE, derived above."""
-    from vggcli import evaluate as ev
+    from vggcli.testing import evaluate as ev
     net, meta = net_and_meta
     val = os.path.join(digits, "val.rec")
     common = dict(mean_rgb=meta["mean_rgb"], progress=False, mode="both")
@@ -204,7 +204,7 @@ def test_bfloat16_eval_agrees_with_float32(net_and_meta, digits, tmp_path):
 @pytest.mark.numerics
 def test_bfloat16_features_are_close_to_float32(net_and_meta, digits, tmp_path):
     """Tolerances: BF16_COSINE and BF16_COSINE_MIN, derived above."""
-    from vggcli import features as feat
+    from vggcli.testing import features as feat
     net, meta = net_and_meta
     folder = os.path.join(os.path.dirname(digits), "raw", "val")
     common = dict(images=folder, means=[meta["mean_rgb"]], progress=False)

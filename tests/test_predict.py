@@ -25,8 +25,8 @@ def photos(digits, tmp_path_factory):
 
 
 def _predict(trained_a, photos, **kw):
-    from vggcli.inference import load_for_inference
-    from vggcli.predict import predict_folder
+    from vggcli.testing.inference import load_for_inference
+    from vggcli.testing.predict import predict_folder
     loaded = load_for_inference(os.path.join(trained_a[0], "best.params"), None,
                                 (("cpu", 0),))
     return predict_folder(loaded.net, photos, kw.pop("scales", [32]), loaded.mean_rgb,
@@ -128,7 +128,7 @@ def test_predictions_out_is_checked_before_any_work(trained_a, photos, tmp_path)
 
 
 def test_class_lines_give_wnids_and_names():
-    from vggcli.predict import split_class_name
+    from vggcli.testing.predict import split_class_name
     assert split_class_name("n01440764 tench, Tinca tinca") == ("n01440764", "tench, Tinca tinca")
     assert split_class_name("n01440764") == ("n01440764", "")
     assert split_class_name("3_three digit 3") == ("", "3_three digit 3")

@@ -7,7 +7,7 @@ import pytest
 import mxnet as mx
 
 from data_tools.recordio import MAGIC, RecordWriter, encode_record, read_record_at
-from vggcli.errors import VggError
+from vggcli.core.errors import VggError
 
 MAGIC_BYTES = struct.pack("<I", MAGIC)
 

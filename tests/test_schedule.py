@@ -6,10 +6,10 @@ import os
 
 import pytest
 
-from vggcli import recipes
-from vggcli.errors import VggError
-from vggcli.schedule import PlateauSchedule, StepSchedule, make_schedule
-from vggcli.train import LEARNED_LOSS_FRACTION, learning_verdict, train
+from vggcli.training import recipes
+from vggcli.core.errors import VggError
+from vggcli.training.schedule import PlateauSchedule, StepSchedule, make_schedule
+from vggcli.training.train import LEARNED_LOSS_FRACTION, learning_verdict, train
 
 from .conftest import config
 

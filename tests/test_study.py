@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from vggcli import study
-from vggcli.errors import VggError
+from vggcli.core.errors import VggError
 from vggcli.study import prepare as study_prepare, results as study_results
 from vggcli.study import jobs as study_jobs, stats, verdicts as study_verdicts
 
@@ -333,8 +333,8 @@ def test_the_pixel_baseline_is_a_features_file_transfer_reads(tiny_protocol, tmp
     against OpenCV on the decoded records), with the records' labels."""
     import cv2
 
-    from vggcli.data import RecordImages
-    from vggcli.features import load_features
+    from vggcli.training.data import RecordImages
+    from vggcli.testing.features import load_features
     out = str(tmp_path / "study")
     protocol = study.load_protocol(tiny_protocol)
     study_prepare.prepare(protocol, out, progress=lambda m: 0)

@@ -12,11 +12,12 @@ from click.testing import CliRunner
 
 import mxnet as mx
 
-from vggcli import checkpoint, models, recipes
+from vggcli.training import checkpoint, recipes
+from vggcli.nets import models
 from vggcli.cli import cli
-from vggcli.errors import VggError, VggRuntimeError
-from vggcli.train import train
-from vggcli.train_setup import A_LAYERS
+from vggcli.core.errors import VggError, VggRuntimeError
+from vggcli.training.train import train
+from vggcli.training.train_setup import A_LAYERS
 
 from .conftest import config
 
@@ -60,7 +61,7 @@ def test_init_from_a_copies_exactly_and_initialises_the_rest(trained_a):
     fresh = models.initialize(models.get_model("E", classes=10, width_mult=0.25, fc_width=128,
                                                crop_size=32), init="xavier", seed=5)
     before = {k: p.data().asnumpy().copy() for k, p in fresh._collect_params_with_prefix().items()}
-    from vggcli.train_setup import init_from_a
+    from vggcli.training.train_setup import init_from_a
     copied = init_from_a(fresh, os.path.join(a_out, "best.params"), [mx.cpu()])
     assert len(copied) == 2 * len(A_LAYERS)
     for name, param in fresh._collect_params_with_prefix().items():
@@ -77,7 +78,7 @@ def test_init_from_a_of_another_width_is_refused(trained_a):
     a_out, _ = trained_a
     wider = models.get_model("D", classes=10, width_mult=0.5, fc_width=128, crop_size=32)
     models.initialize(wider)
-    from vggcli.train_setup import init_from_a
+    from vggcli.training.train_setup import init_from_a
     with pytest.raises(VggError, match=r"conv1_1.weight is \(16, 3, 3, 3\) there but "
                                        r"\(32, 3, 3, 3\) in net D"):
         init_from_a(wider, os.path.join(a_out, "best.params"), [mx.cpu()])
@@ -89,8 +90,8 @@ STEP = dict(net="B", epochs=1, init="xavier", dropout=0.0, width_mult=0.125, fc_
 
 def one_batch(digits, tmp_path):
     """The first training batch (32 real digit crops) of the small config."""
-    from vggcli.data import read_manifest
-    from vggcli.train_setup import load_data
+    from vggcli.training.data import read_manifest
+    from vggcli.training.train_setup import load_data
     cfg = config(digits, tmp_path, workers=0, **STEP)
     loader = load_data(cfg, read_manifest(digits))[0]
     return cfg, next(iter(loader))
@@ -102,8 +103,8 @@ def gradients_after(cfg, batch, ctx, kvstore="local", accumulate=1):
     sum of the devices' gradients."""
     from mxnet import gluon
 
-    from vggcli.train import accumulate_gradients
-    from vggcli.train_setup import build_net, make_trainer
+    from vggcli.training.train import accumulate_gradients
+    from vggcli.training.train_setup import build_net, make_trainer
     net = models.initialize(build_net(cfg, 10), init=cfg["init"], ctx=ctx, seed=cfg["seed"])
     if accumulate > 1:
         net.collect_params().setattr("grad_req", "add")
@@ -435,7 +436,7 @@ def test_input_std_trains_conv1_as_on_normalised_pixels():
 
     from mxnet import autograd, gluon
 
-    from vggcli.train_setup import make_trainer
+    from vggcli.training.train_setup import make_trainer
     s = models.PIXEL_STD
     small = dict(classes=4, width_mult=0.0625, fc_width=8, crop_size=32, dropout=0.0)
     ours = models.initialize(models.get_model("A", **small), init="he", seed=0)

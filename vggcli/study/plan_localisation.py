@@ -2,7 +2,8 @@
 with the central crop (Table 8) and densely (Table 9), two dense outputs fused."""
 import os
 
-from .plan import Job, paths, run_folder, scale_text, slug_free as slug, test_records, train_job
+from .plan import (Job, paths, run_folder, scale_text, slug_free as slug, test_records,
+                   train_job)
 
 
 def localisation_jobs(protocol, out):

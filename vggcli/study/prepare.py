@@ -5,7 +5,7 @@ import os
 
 import numpy as np
 
-from ..errors import VggError
+from ..core.errors import VggError
 from .plan import paths
 from .runner import run_vgg, say
 
@@ -18,8 +18,8 @@ def pixel_features(rec_path, side, out_path):
     vector (the deep features are L2-normalised too), in a ``vgg features`` file."""
     import cv2
 
-    from ..data import RecordImages
-    from ..features import write_features
+    from ..training.data import RecordImages
+    from ..testing.features import write_features
     images = RecordImages(rec_path)
     rows, labels = [], []
     for position in range(len(images)):

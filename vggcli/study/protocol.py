@@ -1,20 +1,20 @@
 """The study's protocol file: read, validated, every fault a one-line VggError."""
 import os
 
-from ..errors import VggError
+from ..core.errors import VggError
 
 REQUIRED = ("dataset", "seeds", "model", "training", "scales", "runs", "multicrop", "fusion",
             "features", "pixels_side", "statistics")
 
 
 def protocol_path(name="protocol.yaml"):
-    from ..recipes import recipes_dir
+    from ..training.recipes import recipes_dir
     return os.path.join(recipes_dir(), "reproduce", name)
 
 
 def load_protocol(path=None):
     """The validated protocol (a dict); VggError naming the file and the fault."""
-    from ..recipes import read_mapping
+    from ..training.recipes import read_mapping
 
     path = path or protocol_path()
     protocol = read_mapping(path, "protocol")
@@ -48,7 +48,7 @@ def _check_seeds(seeds, fail):
 
 
 def _check_runs(protocol, fail):
-    from ..configs import canonical_name
+    from ..nets.configs import canonical_name
     scales, runs = protocol["scales"], protocol["runs"]
     for name, scale in scales.items():
         if not (isinstance(scale, dict) and "train" in scale and isinstance(

@@ -27,7 +27,7 @@ def provenance():
 
     from data_tools.common import available_cores
 
-    from ..precision import cpu_description
+    from ..core.precision import cpu_description
 
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

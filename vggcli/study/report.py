@@ -2,7 +2,7 @@
 paper-shaped tables, how every training run went, and the protocol as run."""
 import os
 
-from ..tables import markdown_table
+from ..nets.tables import markdown_table
 from .claims import NON_INFERIORITY
 from .report_tables import cell, classification_tables, localisation_tables
 
@@ -146,7 +146,7 @@ def findings_section(protocol, judged):
 
 def commands_section(protocol, out, report_path):
     """The first seed's training curves and every command as run (the demo's report)."""
-    from ..plots import read_jsonl
+    from ..core.plots import read_jsonl
     from .plan import run_folder
     seed = protocol["seeds"][0]
     names = list(protocol["runs"]) + ["loc-" + n for n in protocol.get(

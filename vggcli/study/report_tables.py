@@ -1,6 +1,6 @@
 """The report's paper-shaped tables (Markdown), mean ± sd over seeds, with the paper's
 ILSVRC numbers beside."""
-from ..tables import markdown_table
+from ..nets.tables import markdown_table
 from . import paper
 from .claims import per_seed
 from .plan import scale_text

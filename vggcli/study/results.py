@@ -27,7 +27,7 @@ def _row(report, mode, scales):
 def training(folder):
     """How a run went, from its log.jsonl: epochs, lr divisions, the last epoch's
     training loss, whether it learned (vgg train's verdict), best val top-1 %."""
-    from ..plots import read_jsonl
+    from ..core.plots import read_jsonl
     path = os.path.join(folder, "log.jsonl")
     if not os.path.isfile(path):
         return None

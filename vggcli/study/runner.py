@@ -8,7 +8,7 @@ import signal
 import subprocess
 import time
 
-from ..processes import vgg_argv
+from ..core.processes import vgg_argv
 
 
 def say(message):
@@ -24,7 +24,7 @@ def run_jobs(jobs, slots, logs, journal, progress=None):
     job's dependants are skipped; the rest go on. Each job's output goes to
     ``logs/<job>.log``; ``journal`` gets a JSON line per finished job. Returns
     {status: count}."""
-    from ..processes import catch_stop_signals, die_with_parent
+    from ..core.processes import catch_stop_signals, die_with_parent
 
     progress = progress or say
     os.makedirs(logs, exist_ok=True)
@@ -128,7 +128,7 @@ def estimate(jobs, slots):
 
 def run_vgg(argv, progress):
     """``vgg ARGV`` in this process's foreground (cheap preparation steps)."""
-    from ..errors import VggError
+    from ..core.errors import VggError
     progress("$ vgg " + " ".join(argv))
     done = subprocess.run(vgg_argv(argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           text=True)

@@ -19,7 +19,7 @@ from .runner import run_jobs, say
 def study_time(out):
     """(seconds, invocations): the wall time of the invocations that ran jobs (a resumed
     study's pauses do not count), from ``sessions.jsonl``."""
-    from ..plots import read_jsonl
+    from ..core.plots import read_jsonl
     sessions = read_jsonl(os.path.join(out, "sessions.jsonl"))
     working = [s for s in sessions if s.get("jobs_run")] or sessions[-1:]
     return sum(s["end"] - s["start"] for s in working), len(working)
