@@ -506,14 +506,22 @@ def foreign_weights(tmp_path_factory):
     return folder
 
 
+def _odd_layer_name(data):
+    """The first layer's name made not UTF-8 (a random fuzzing failure: protobuf gave
+    bytes, and str.startswith failed)."""
+    at = data.index(b"conv1_1")
+    return data[:at] + b"\xff" + data[at + 1:]
+
+
 @FUZZ
-@given(data=st.data())
-def test_fuzz_pth_and_caffemodel_convert(foreign_weights, tmp_path_factory, data):
+@given(data=st.data(), damage=st.none())
+@example(data=None, damage=("a.caffemodel", _odd_layer_name))
+def test_fuzz_pth_and_caffemodel_convert(foreign_weights, tmp_path_factory, data, damage):
     names = [n for n in ("a.pth", "a.caffemodel") if (foreign_weights / n).exists()]
-    name = data.draw(st.sampled_from(names))
+    name = damage[0] if damage else data.draw(st.sampled_from(names))
     work = tmp_path_factory.mktemp("f")
-    original = (foreign_weights / name).read_bytes()
-    (work / name).write_bytes(data.draw(mutations(original)))
+    (work / name).write_bytes(_mutated(data, damage, (foreign_weights / name).read_bytes(),
+                                       name))
     source = "torchvision" if name.endswith(".pth") else "caffe"
     out = work.parent / (work.name + ".params")
     check(["convert", "--from", source, work / name, "--net", "A", "--out", out], work,

@@ -249,16 +249,18 @@ def read_caffe(path):
         if len(layer.blobs) == 0:
             continue
         if len(layer.blobs) != 2:
-            raise VggError("%s: layer %s has %d blobs; expected weight and bias"
+            raise VggError("%s: layer %r has %d blobs; expected weight and bias"
                            % (path, layer.name, len(layer.blobs)))
         weight = _blob_array(layer.blobs[0], path)
         bias = _blob_array(layer.blobs[1], path).reshape(-1)
-        if layer.name.startswith("conv"):
+        name = layer.name  # protobuf hands back bytes for a name that is not UTF-8
+        name = name.decode("utf-8", "replace") if isinstance(name, bytes) else name
+        if name.startswith("conv"):
             convs.append((weight.reshape(weight.shape[-4:]), bias))
-        elif layer.name.startswith("fc"):
+        elif name.startswith("fc"):
             fcs.append((weight.reshape(weight.shape[-2:]), bias))
         else:
-            raise VggError("%s: unexpected layer with weights: %s" % (path, layer.name))
+            raise VggError("%s: unexpected layer with weights: %r" % (path, name))
     if not convs and not fcs:
         raise VggError("%s holds no layers with weights (is it a .prototxt?)" % path)
     return convs, fcs, dict(channel_order="BGR", scale=1.0, mean=list(CAFFE_MEAN_BGR),
