@@ -71,7 +71,8 @@ def report_lines(report, class_names=None):
                                                                       max(values)))
         for label, count in list(counts.items())[:20]:
             name = ""
-            if class_names and isinstance(label, float) and int(label) < len(class_names):
+            if class_names and isinstance(label, float) and label.is_integer() and \
+                    0 <= label < len(class_names):  # a damaged header's label may be anything
                 name = " " + class_names[int(label)]
             lines.append("  %g%s: %d" % (label, name, count) if isinstance(label, float)
                          else "  %s: %d" % (label, count))

@@ -205,30 +205,8 @@ def pack_split(items, out_dir, split, classes, settings, pool, workers, resume=F
         # bounded windows: Pool.imap would otherwise queue the whole plan at once
         for window in _windows(_read_plan(paths["plan"], data["position"]), 256 * workers):
             for result in pool.imap(encode_task, window, chunksize=4):
-                (position, label, ident, payload, reason, shape, sums, extra,
-                 (clipped, dropped)) = result
-                if payload is None:
-                    data["skipped"].append({"id": ident, "reason": reason})
-                else:
-                    key = data["records"]
-                    extra_bytes = b"" if extra is None else extra.astype("<f4").tobytes()
-                    offset = writer.write(IR_HEADER.pack(len(extra_bytes) // 4, float(label),
-                                                         key, 0) + extra_bytes + payload)
-                    idx_file.write("%d\t%d\n" % (key, offset))
-                    if extra is not None:
-                        box_file.write("%d\t%d\n" % (key, offset))
-                        box_counts["images"] += 1
-                        box_counts["objects"] += int((len(extra) - extra[0]) // extra[1])
-                    elif clipped + dropped:
-                        box_counts["images_left_without"] += 1
-                    box_counts["clipped"] += clipped
-                    box_counts["dropped"] += dropped
-                    lst_file.write("%d\t%d\t%s\n" % (key, label, ident))
-                    data["records"] += 1
-                    data["per_class"][label] += 1
-                    data["pixel_sums"] = [a + int(b) for a, b in zip(data["pixel_sums"], sums)]
-                    data["pixels"] += int(shape[0]) * int(shape[1])
-                data["position"] = position + 1
+                _add(result, data, writer, idx_file, lst_file, box_file)
+                data["position"] = result[0] + 1
                 done_now += 1
                 bar.update(1)
                 if data["position"] - last_checkpoint >= checkpoint_every:
@@ -240,14 +218,7 @@ def pack_split(items, out_dir, split, classes, settings, pool, workers, resume=F
         writer.close()
         for handle in (idx_file, lst_file, box_file):
             handle.close()
-    if box_counts["images"]:
-        os.replace(partial["box"], paths["box"])
-    else:
-        os.remove(partial["box"])
-    for kind in ("idx", "lst", "rec"):  # .rec last: its presence means the split is whole
-        os.replace(partial[kind], paths[kind])
-    os.remove(paths["plan"])
-    os.remove(paths["state"])
+    _finish(paths, partial, box_counts["images"])
     seconds = time.time() - started
     pixels = max(data["pixels"], 1)
     return OrderedDict([
@@ -259,6 +230,46 @@ def pack_split(items, out_dir, split, classes, settings, pool, workers, resume=F
         ("bytes", os.path.getsize(paths["rec"])),
         ("images_per_second", done_now / seconds if seconds > 0 else None),
     ])
+
+
+def _add(result, data, writer, idx_file, lst_file, box_file):
+    """One encoded image into the partial files and the split's counts (or its reason
+    into the skipped list)."""
+    (_, label, ident, payload, reason, shape, sums, extra, (clipped, dropped)) = result
+    if payload is None:
+        data["skipped"].append({"id": ident, "reason": reason})
+        return
+    key, box_counts = data["records"], data["boxes"]
+    extra_bytes = b"" if extra is None else extra.astype("<f4").tobytes()
+    offset = writer.write(IR_HEADER.pack(len(extra_bytes) // 4, float(label), key, 0)
+                          + extra_bytes + payload)
+    idx_file.write("%d\t%d\n" % (key, offset))
+    if extra is not None:
+        box_file.write("%d\t%d\n" % (key, offset))
+        box_counts["images"] += 1
+        box_counts["objects"] += int((len(extra) - extra[0]) // extra[1])
+    elif clipped + dropped:
+        box_counts["images_left_without"] += 1
+    box_counts["clipped"] += clipped
+    box_counts["dropped"] += dropped
+    lst_file.write("%d\t%d\t%s\n" % (key, label, ident))
+    data["records"] += 1
+    data["per_class"][label] += 1
+    data["pixel_sums"] = [a + int(b) for a, b in zip(data["pixel_sums"], sums)]
+    data["pixels"] += int(shape[0]) * int(shape[1])
+
+
+def _finish(paths, partial, boxed_images):
+    """The partial files under their final names, .rec last (its presence means the
+    split is whole); the plan and state go."""
+    if boxed_images:
+        os.replace(partial["box"], paths["box"])
+    else:
+        os.remove(partial["box"])
+    for kind in ("idx", "lst", "rec"):
+        os.replace(partial[kind], paths[kind])
+    os.remove(paths["plan"])
+    os.remove(paths["state"])
 
 
 def _progress(total, initial, desc, enabled):
@@ -279,21 +290,7 @@ def pack(splits, classes, out_dir, settings, source, refused=(), workers=None, r
     for name, items in splits.items():
         if not items and not (resume and os.path.exists(_paths(out_dir, name)["state"])):
             raise VggError("no images found for the %s split" % name)
-    if resume:
-        check_overlap(out_dir, inputs)
-        own = [n for n in os.listdir(out_dir) if n.endswith((".state.json", ".plan.tsv"))
-               or n == "manifest.json"] if os.path.isdir(out_dir) else []
-        if os.path.isdir(out_dir) and os.listdir(out_dir) and \
-                output_kind(out_dir) != "pack" and not own:
-            raise VggError("--out %s holds files vgg pack did not write: nothing to resume"
-                           % out_dir)
-    else:
-        if not overwrite and _unfinished(out_dir):
-            raise VggError("--out %s holds an unfinished pack (stopped or killed): continue it "
-                           "with --resume, or give --overwrite to start over" % out_dir)
-        check_output(out_dir, "pack", inputs=inputs, overwrite=overwrite)
-        if os.path.isdir(out_dir) and output_kind(out_dir) == "pack":
-            shutil.rmtree(out_dir)  # --overwrite: the previous pack goes as a whole
+    _prepare_out(out_dir, resume, overwrite, inputs)
     os.makedirs(out_dir, exist_ok=True)
     if output_kind(out_dir) is None:
         mark_output(out_dir, "pack")
@@ -330,6 +327,27 @@ def pack(splits, classes, out_dir, settings, source, refused=(), workers=None, r
     return manifest
 
 
+def _prepare_out(out_dir, resume, overwrite, inputs):
+    """The output policy for a pack: with ``resume`` a pack of ours (or nothing) to
+    continue; else a new or empty folder, or with ``overwrite`` a previous pack, which
+    goes as a whole."""
+    if resume:
+        check_overlap(out_dir, inputs)
+        own = [n for n in os.listdir(out_dir) if n.endswith((".state.json", ".plan.tsv"))
+               or n == "manifest.json"] if os.path.isdir(out_dir) else []
+        if os.path.isdir(out_dir) and os.listdir(out_dir) and \
+                output_kind(out_dir) != "pack" and not own:
+            raise VggError("--out %s holds files vgg pack did not write: nothing to resume"
+                           % out_dir)
+        return
+    if not overwrite and _unfinished(out_dir):
+        raise VggError("--out %s holds an unfinished pack (stopped or killed): continue it "
+                       "with --resume, or give --overwrite to start over" % out_dir)
+    check_output(out_dir, "pack", inputs=inputs, overwrite=overwrite)
+    if os.path.isdir(out_dir) and output_kind(out_dir) == "pack":
+        shutil.rmtree(out_dir)
+
+
 def _unfinished(out_dir):
     """A pack of ours that has no manifest yet: its run was stopped before the end."""
     return os.path.isdir(out_dir) and output_kind(out_dir) == "pack" and \
@@ -351,41 +369,6 @@ def _pack_splits(splits, classes, out_dir, settings, workers, resume, checkpoint
                                    progress=progress)
                 write_text_atomic(done_path, json.dumps(entry))
             manifest["splits"][name] = entry
-
-
-def skipped_count(manifest):
-    return len(manifest["refused"]) + sum(len(s["skipped"])
-                                          for s in manifest["splits"].values())
-
-
-def summary(manifest):
-    """Lines a person reads at the end of a pack."""
-    lines = []
-    for name, split in manifest["splits"].items():
-        rate = split["images_per_second"]
-        lines.append("%s: %d records, %d skipped, %.1f MB%s" % (
-            name, split["records"], len(split["skipped"]), split["bytes"] / 1e6,
-            ", %.0f images/s" % rate if rate else ""))
-        found = split.get("boxes") or {}
-        if found.get("images") or found.get("dropped"):
-            lines.append("  boxes: %d images with %d objects (%d clipped to the image, %d "
-                         "dropped as empty; %d images lost all theirs)" % (
-                             found["images"], found["objects"], found["clipped"],
-                             found["dropped"], found["images_left_without"]))
-        for bad in split["skipped"][:5]:
-            lines.append("  skipped %s: %s" % (bad["id"], bad["reason"]))
-        if len(split["skipped"]) > 5:
-            lines.append("  ... %d more in manifest.json" % (len(split["skipped"]) - 5))
-    for bad in manifest["refused"]:
-        lines.append("refused %s: %s" % (bad["id"], bad["reason"]))
-    if "mean_rgb" in manifest:
-        lines.append("training mean RGB: %.3f %.3f %.3f" % tuple(manifest["mean_rgb"]))
-    empty = [i for i, n in enumerate(manifest["splits"].get("train", {}).get("per_class", []))
-             if n == 0]
-    if empty:
-        lines.append("warning: %d classes have no training images (labels are kept): %s"
-                     % (len(empty), ", ".join(map(str, empty[:10]))))
-    return lines
 
 
 # the planning front ends live in data_tools.plan; these names stay importable here

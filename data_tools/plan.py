@@ -83,17 +83,7 @@ def plan_imagenet(train_tar=None, val_tar=None, devkit=None, root=None, synsets=
     if root is not None and not os.path.isdir(root):
         raise VggError("--root %s is not a folder" % root)
     kaggle = root is not None and os.path.isfile(os.path.join(root, "LOC_synset_mapping.txt"))
-    ids_to_wnid = None
-    if devkit:
-        classes, ids_to_wnid = sources.devkit_synsets(devkit)
-    elif kaggle:
-        classes = sources.kaggle_synsets(os.path.join(root, "LOC_synset_mapping.txt"))
-    elif synsets:
-        classes = sources.ClassList.read(synsets)
-    else:
-        raise VggError("a class list is needed: give --devkit (or --synsets, or a Kaggle "
-                       "root); labels never come from the folders present, where one "
-                       "missing folder would shift every later label")
+    classes, ids_to_wnid = _imagenet_classes(devkit, root if kaggle else None, synsets)
 
     def devkit_labels():
         if not devkit:
@@ -154,3 +144,17 @@ def add_boxes(splits, classes, box_files):
         entry["files_without_image"] = len(set(found) - matched)
         report[target] = entry
     return splits, report
+
+
+def _imagenet_classes(devkit, kaggle_root, synsets):
+    """(the class list, the devkit's ILSVRC2012_ID -> WNID or None) from the devkit, a
+    Kaggle root's LOC_synset_mapping.txt or a synsets file, in that order."""
+    if devkit:
+        return sources.devkit_synsets(devkit)
+    if kaggle_root:
+        return sources.kaggle_synsets(os.path.join(kaggle_root, "LOC_synset_mapping.txt")), None
+    if synsets:
+        return sources.ClassList.read(synsets), None
+    raise VggError("a class list is needed: give --devkit (or --synsets, or a Kaggle "
+                   "root); labels never come from the folders present, where one "
+                   "missing folder would shift every later label")

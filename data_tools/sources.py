@@ -246,10 +246,14 @@ def devkit_synsets(devkit):
         raise VggError("devkit %s: cannot read data/meta.mat: %s" % (devkit, err)) from None
     leaves = {}
     words = {}
-    for synset in synsets:
-        if int(synset.num_children) == 0:
-            leaves[int(synset.ILSVRC2012_ID)] = str(synset.WNID)
-            words[str(synset.WNID)] = str(synset.words)
+    try:
+        for synset in synsets:
+            if int(synset.num_children) == 0:
+                leaves[int(synset.ILSVRC2012_ID)] = str(synset.WNID)
+                words[str(synset.WNID)] = str(synset.words)
+    except (AttributeError, TypeError, ValueError) as err:
+        raise VggError("devkit %s: data/meta.mat's synsets are damaged (%s)" % (devkit, err)) \
+            from None
     if not leaves:
         raise VggError("devkit %s: meta.mat lists no leaf synsets" % devkit)
     return ClassList(sorted(leaves.values()), words), leaves
@@ -257,10 +261,15 @@ def devkit_synsets(devkit):
 
 def devkit_val_labels(devkit, classes, ids_to_wnid):
     """Label of each val file name from ``ILSVRC2012_validation_ground_truth.txt``."""
-    text = _devkit_file(devkit, "data/ILSVRC2012_validation_ground_truth.txt").decode()
+    text = _devkit_file(devkit, "data/ILSVRC2012_validation_ground_truth.txt").decode(
+        "utf-8", "replace")
     truth = []
     for number, line in enumerate(text.split(), 1):
-        ilsvrc_id = int(line)
+        try:
+            ilsvrc_id = int(line)
+        except ValueError:
+            raise VggError("devkit %s: ground truth line %d is not an ILSVRC2012_ID: %r"
+                           % (devkit, number, line[:40])) from None
         if ilsvrc_id not in ids_to_wnid:
             raise VggError("devkit %s: ground truth line %d has ILSVRC2012_ID %d, which is "
                            "not a leaf synset" % (devkit, number, ilsvrc_id))

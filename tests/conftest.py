@@ -1,4 +1,7 @@
+import io
+import json
 import os
+import tarfile
 import warnings
 
 import numpy as np
@@ -161,3 +164,81 @@ def trained(marked, tmp_path_factory):
             "0.001", "--finetune-from", str(root / "cls" / "best.params")])
         assert result.exit_code == 0, result.output
     return root
+
+
+# --- the miniature ILSVRC with its bbox archives, packed with boxes -------------------
+
+def _voc(name, size, objects):
+    """One VOC XML file as ILSVRC2012_bbox_*.tar.gz hold them (1-based inclusive)."""
+    parts = ["<annotation><folder>x</folder><filename>%s</filename><size><width>%d</width>"
+             "<height>%d</height><depth>3</depth></size><segmented>0</segmented>"
+             % (name, size[1], size[0])]
+    for wnid, (x0, y0, x1, y1), flags in objects:
+        parts.append("<object><name>%s</name><pose>Unspecified</pose><truncated>%d"
+                     "</truncated><difficult>%d</difficult><bndbox><xmin>%d</xmin><ymin>%d"
+                     "</ymin><xmax>%d</xmax><ymax>%d</ymax></bndbox></object>"
+                     % ((wnid,) + flags + (x0, y0, x1, y1)))
+    return ("".join(parts) + "</annotation>").encode()
+
+
+def _tgz(path, files):
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+
+
+@pytest.fixture(scope="session")
+def boxed(tmp_path_factory):
+    """The miniature ILSVRC with bbox archives, packed with boxes (images shrunk to a
+    128 px shorter side): (truth, out dir, manifest, expected boxes per image id in
+    source pixels, 0-based)."""
+    from click.testing import CliRunner
+
+    from vggcli.cli import cli
+
+    from . import mini_imagenet
+    from .test_pack import MAX_SIDE
+    root = str(tmp_path_factory.mktemp("ilsvrc-boxes"))
+    truth = mini_imagenet.build(root)
+    train_files, expected = {}, {}
+    wnid = mini_imagenet.WNIDS[0]
+    other = mini_imagenet.WNIDS[1]
+    a, b, c, d = ("%s_10%d" % (wnid, i) for i in range(4))
+    h, w = truth.sizes[a + ".JPEG"]
+    # two objects of the class, one truncated and difficult; an unknown WNID left out
+    train_files["%s/%s.xml" % (wnid, a)] = _voc(a, (h, w), [
+        (wnid, (11, 21, 200, 150), (0, 0)), (wnid, (1, 1, 40, 60), (1, 1)),
+        ("n99999999", (5, 5, 9, 9), (0, 0))])
+    expected[a] = [(0, (10, 20, 199, 149)), (0, (0, 0, 39, 59))]
+    h, w = truth.sizes[b + ".JPEG"]
+    # one box past the image's right and bottom edges (clipped), one empty (dropped)
+    train_files["%s/%s.xml" % (wnid, b)] = _voc(b, (h, w), [
+        (wnid, (30, 40, w + 50, h + 9), (1, 0)), (wnid, (w + 5, 2, w + 20, 9), (0, 0))])
+    expected[b] = [(0, (29, 39, w - 1, h - 1))]
+    train_files["%s/%s.xml" % (wnid, c)] = _voc(c, truth.sizes[c + ".JPEG"], [])  # no box
+    train_files["%s/%s_777.xml" % (other, other)] = _voc("x", (10, 10), [
+        (other, (1, 1, 5, 5), (0, 0))])  # no such image
+    val_files = {}
+    for name, label in sorted(truth.val.items()):
+        stem = name[:-5]
+        h, w = truth.sizes[name]
+        val_files["val/%s.xml" % stem] = _voc(stem, (h, w), [(label, (w // 4, h // 4, w // 2,
+                                                                     h // 2), (0, 0))])
+        expected[stem] = [(mini_imagenet.WNIDS.index(label),
+                           (w // 4 - 1, h // 4 - 1, w // 2 - 1, h // 2 - 1))]
+    _tgz(os.path.join(root, "ILSVRC2012_bbox_train_v2.tar.gz"), train_files)
+    _tgz(os.path.join(root, "ILSVRC2012_bbox_val_v3.tgz"), val_files)
+    out = os.path.join(root, "packed")
+    layout = truth.layouts["tars"]
+    result = CliRunner().invoke(cli, [
+        "pack-imagenet", "--train-tar", layout["train_tar"], "--val-tar", layout["val_tar"],
+        "--devkit", layout["devkit"], "--train-boxes",
+        os.path.join(root, "ILSVRC2012_bbox_train_v2.tar.gz"), "--val-boxes",
+        os.path.join(root, "ILSVRC2012_bbox_val_v3.tgz"), "--out", out, "--quiet",
+        "--max-short-side", str(MAX_SIDE), "--workers", "2"])
+    assert result.exit_code == 3, result.output  # the mini ILSVRC's two broken files
+    with open(os.path.join(out, "manifest.json")) as f:
+        manifest = json.load(f)
+    return truth, out, manifest, expected

@@ -1,4 +1,6 @@
 """Units of the training input (§3.1) and the plateau schedule, on small arrays."""
+import os
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -129,3 +131,43 @@ def test_device_lists():
     for bad in ("tpu:0", "gpu:a", "gpu:3-1", "gpu:0,0"):
         with pytest.raises(VggError):
             parse_devices(bad)
+
+
+# --- the box through training augmentation (Appendix A.1) ---------------------------
+
+def _magenta_box(crop):
+    """Continuous (x0, y0, x1, y1) of the magenta pixels of a crop, or None."""
+    r, g, b = (crop[..., i].astype(int) for i in range(3))
+    mask = (r > 180) & (b > 180) & (g < 90)
+    if mask.sum() < 4:
+        return None
+    ys, xs = np.nonzero(mask)
+    return np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], dtype=float)
+
+
+def test_the_box_follows_rescale_crop_and_flip(marked):
+    """The training target, turned back into crop pixels, lands on the painted rectangle
+    as found in the returned crop's own pixels. Tolerance 2.5 px: the rescale
+    (area/linear interpolation) and JPEG blur an edge by about one pixel of the
+    rescaled image each, and the threshold can fall on either side of the edge;
+    the box is only compared where it lies inside the crop (the target is not cut
+    at the crop's border, the pixels are)."""
+    from vggcli.training.data import RecordImages, Scale, TrainTransform
+    out, _ = marked
+    images = RecordImages(os.path.join(out, "train.rec"),
+                          index_path=os.path.join(out, "train.box.idx"))
+    crop = 48
+    transform = TrainTransform(Scale(56, 96), crop, [0, 0, 0], seed=5, pca_std=0, boxes=True)
+    checked = 0
+    for epoch in range(4):  # half the crops are mirrored: a box that did not follow fails
+        for position in range(len(images)):
+            pixels, _, target = transform(images, epoch, position)
+            label, cx, cy, bw, bh, valid = target
+            assert label == images.image(position)[1]
+            found = _magenta_box(pixels)
+            if not valid or found is None:
+                continue
+            box = np.array([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2]) * crop
+            np.testing.assert_allclose(np.clip(box, 0, crop), found, atol=2.5)
+            checked += 1
+    assert checked >= 20

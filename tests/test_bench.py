@@ -3,7 +3,8 @@ samples give their mean, not the larger), and the physical peak's formula on kno
 CPUs (their published FLOP per cycle)."""
 import pytest
 
-from vggcli.bench import common as bench_common, peers as bench_peers
+from vggcli.bench import common as bench_common, distributed as bench_distributed
+from vggcli.bench import peers as bench_peers
 
 
 def test_rows_show_the_median_and_range_of_their_samples():
@@ -56,11 +57,11 @@ def test_the_scaling_model_is_the_stated_formula():
     """One machine is no speed-up; with free communication W machines are W times
     faster; otherwise the step is the formula's compute plus wire time, and 2-bit
     pushes lie between the two."""
-    model = bench_peers.scaling_model(0.01, 138357544, machines=(1, 4), gbits=(10 ** 6,))
+    model = bench_distributed.scaling_model(0.01, 138357544, machines=(1, 4), gbits=(10 ** 6,))
     assert model[1, 10 ** 6] == pytest.approx(1.0)
     assert model[4, 10 ** 6] == pytest.approx(4.0, rel=1e-3)
-    slow = bench_peers.scaling_model(0.01, 138357544, machines=(4,), gbits=(10,))[4, 10]
-    compressed = bench_peers.scaling_model(0.01, 138357544, machines=(4,), gbits=(10,),
+    slow = bench_distributed.scaling_model(0.01, 138357544, machines=(4,), gbits=(10,))[4, 10]
+    compressed = bench_distributed.scaling_model(0.01, 138357544, machines=(4,), gbits=(10,),
                                            compression=16)[4, 10]
     moved = 3 / 4 * 4 * 138357544 * 2 / (10e9 / 8)  # seconds on the wire per step
     assert slow == pytest.approx(256 * 0.01 / (64 * 0.01 + moved))
@@ -87,18 +88,19 @@ def test_step_rates_leave_out_the_first_interval_and_count_every_worker(tmp_path
     events = [dict(event="iter", images_per_second=r) for r in (5.0, 100.0, 120.0)]
     events.append(dict(event="epoch", iteration=30, val_top1_err=0.5))
     (tmp_path / "log.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
-    assert bench_peers._step_rates(str(tmp_path)) == [100.0, 120.0]
-    assert bench_peers._step_rates(str(tmp_path), workers=2) == [200.0, 240.0]
+    assert bench_distributed._step_rates(str(tmp_path)) == [100.0, 120.0]
+    assert bench_distributed._step_rates(str(tmp_path), workers=2) == [200.0, 240.0]
 
 
 def _timed_steps_with(peaks, reps, settle, capsys):
-    """Runs the peer scripts' timed_steps with ``peaks[k]`` the peak RSS after step k + 1;
-    returns (steps run, printed peak)."""
-    namespace = {}
-    exec(bench_peers._PEAK_RSS, namespace)
+    """Runs the peer programs' timed_steps with ``peaks[k]`` the peak RSS after step
+    k + 1; returns (steps run, printed peak)."""
+    from unittest import mock
+
+    from vggcli.bench import steps
     calls = []
-    namespace["peak_rss_mb"] = lambda: peaks[len(calls) - 1]
-    namespace["timed_steps"](lambda: calls.append(1), 16, reps, settle)
+    with mock.patch.object(steps, "peak_rss_mb", lambda: peaks[len(calls) - 1]):
+        steps.timed_steps(lambda: calls.append(1), 16, reps, settle)
     return len(calls), float(capsys.readouterr().out.split()[-1])
 
 

@@ -1,10 +1,16 @@
 """Boxes for localisation: VOC XML as the ILSVRC-2012 bbox archives write it, CSV,
 cleaning, and GluonCV's detection RecordIO layout read back by GluonCV itself."""
+import os
+
 import numpy as np
 import pytest
 
 from data_tools import boxes
+from data_tools.boxes import parse_label
 from data_tools.common import VggError
+
+from . import mini_imagenet
+from .test_pack import MAX_SIDE
 
 # The layout of ILSVRC2012_bbox_val_v3.tgz's files (val/ILSVRC2012_val_00000001.xml)
 ILSVRC_XML = b"""<annotation>
@@ -144,3 +150,97 @@ def test_whole_pixel_boxes_come_back_exactly():
     label = boxes.detection_label([(0, (10.25, 0.0, 99.5, 50.0))], 200, 100)
     (_, box), = boxes.objects_in_pixels(*[boxes.parse_label(label)[0], 200, 100])
     assert box[0] == pytest.approx(10.25, abs=1e-4) and box[2] == pytest.approx(99.5, abs=1e-4)
+
+
+# --- ILSVRC's bbox archives and Kaggle's CSVs, packed (moved from test_localise) --------
+
+def _records_by_id(out, split):
+    from vggcli.training.data import RecordImages
+    from vggcli.testing.inference import record_ids
+    rec = os.path.join(out, split + ".rec")
+    images = RecordImages(rec)
+    ids = record_ids(rec, len(images))
+    return {ids[i].rsplit("/", 1)[-1][:-5]: images.record(i) for i in range(len(images))}
+
+
+def test_ilsvrc_boxes_are_packed_clipped_dropped_and_counted(boxed):
+    truth, out, manifest, expected = boxed
+    train = manifest["splits"]["train"]["boxes"]
+    assert train == dict(images=2, objects=3, clipped=1, dropped=1, images_left_without=0)
+    assert manifest["splits"]["val"]["boxes"]["images"] == len(truth.val)
+    found = manifest["boxes"]["train"]
+    assert found["train"]["unknown_class"] == 1 and found["files_without_image"] == 1
+    assert found["train"]["images_with_boxes"] == 2  # the XML without objects adds none
+    for split in ("train", "val"):
+        records = _records_by_id(out, split)
+        with_boxes = {k for k, (_, _, extra) in records.items() if len(extra)}
+        assert with_boxes == {k for k in expected if k in records}
+        keys = [int(line.split()[0]) for line in open(os.path.join(out, split + ".box.idx"))]
+        assert len(keys) == len(with_boxes)
+        for stem, (_, label, extra) in records.items():
+            if not len(extra):
+                continue
+            objects, header = parse_label(extra)
+            source_h, source_w = truth.sizes[stem + ".JPEG"]
+            assert tuple(header) == (source_w, source_h)  # the original size, for the devkit
+            np.testing.assert_allclose(objects[:, 1:] * np.tile([source_w, source_h], 2),
+                                       [box for _, box in expected[stem]], atol=1e-3)
+            assert label == expected[stem][0][0]  # the class stays in the header's label
+
+
+def test_gluoncv_reads_the_packed_boxes_on_the_shrunk_images(boxed):
+    """GluonCV's RecordFileDetection gives the boxes in the stored image's pixels: the
+    source box times stored size / source size (normalised corners survive the
+    shrink); the class comes back in its column."""
+    from vggcli.core.compat import import_gluoncv
+    RecordFileDetection = import_gluoncv("gluoncv.data").RecordFileDetection
+    truth, out, _, expected = boxed
+    ids = [line.rstrip("\n").split("\t")[2] for line in open(os.path.join(out, "val.lst"))]
+    dataset = RecordFileDetection(os.path.join(out, "val.rec"))
+    assert len(dataset) == len(ids)
+    for index, ident in enumerate(ids):
+        image, label = dataset[index]
+        stem = ident[:-5]
+        source_h, source_w = truth.sizes[ident]
+        scale = np.array([image.shape[1] / source_w, image.shape[0] / source_h] * 2)
+        assert min(image.shape[:2]) == min(MAX_SIDE, source_h, source_w)
+        (cls, box), = expected[stem]
+        np.testing.assert_allclose(label[0, :4], np.array(box) * scale, atol=1e-2)
+        assert label[0, 4] == cls
+
+
+def test_kaggle_solution_files_give_the_same_boxes_as_the_xml(tmp_path):
+    """Kaggle's LOC_val_solution.csv repeats the XML's 1-based corners per object."""
+    from data_tools.boxes import read_box_files
+    root = tmp_path / "mini"
+    mini_imagenet.build(str(root))
+    found = read_box_files(str(root / "kaggle" / "LOC_val_solution.csv"))
+    assert len(found) == 6
+    for objects in found.values():
+        assert [box for _, box in objects] == [(0, 1, 29, 39), (4, 5, 69, 79)]
+        assert objects[0][0] == objects[1][0] and objects[0][0] in mini_imagenet.WNIDS
+
+
+def test_damaged_box_files_are_named(tmp_path):
+    from data_tools.boxes import read_box_files
+    from data_tools.common import VggError
+    (tmp_path / "bad.csv").write_text("image,class,xmin,ymin,xmax,ymax\na.jpg,cat,1,2\n")
+    with pytest.raises(VggError, match="bad.csv, line 2"):
+        read_box_files(str(tmp_path / "bad.csv"))
+    (tmp_path / "b.tgz").write_bytes(b"\x1f\x8b not really gzip")
+    with pytest.raises(VggError, match="b.tgz is damaged or not a tar"):
+        read_box_files(str(tmp_path / "b.tgz"))
+    xml = tmp_path / "xml"
+    xml.mkdir()
+    (xml / "ILSVRC2012_val_00000001.xml").write_bytes(b"<annotation><size>")
+    with pytest.raises(VggError, match="ILSVRC2012_val_00000001.xml is not valid XML"):
+        read_box_files(str(xml))
+    (tmp_path / "latin.csv").write_bytes(b"image,class,xmin,ymin,xmax,ymax\n\xe9.jpg,c,1,2,3,4\n")
+    with pytest.raises(VggError, match="latin.csv is not UTF-8 text"):
+        read_box_files(str(tmp_path / "latin.csv"))
+    (tmp_path / "k.csv").write_text("ImageId,PredictionString\nx,n01 1 2 3\n")
+    with pytest.raises(VggError, match="k.csv, line 2: expected ImageId"):
+        read_box_files(str(tmp_path / "k.csv"))
+    os.mkfifo(str(tmp_path / "fifo.csv"))
+    with pytest.raises(VggError, match="not a regular file"):
+        read_box_files(str(tmp_path / "fifo.csv"))

@@ -15,6 +15,7 @@ import mxnet as mx
 
 from vggcli.nets import convert as conv
 from vggcli.nets import models
+from vggcli.nets import params as paramfile
 from vggcli.cli import cli
 
 from .numerics import assert_float32_close, output_bound
@@ -90,7 +91,7 @@ def test_torchvision_vgg16_outputs_match(photos, tmp_path):
     result = CliRunner().invoke(cli, ["convert", "--from", "torchvision", path, "--net", "D",
                                       "--out", str(tmp_path / "D.params")])
     assert result.exit_code == 0, result.output
-    net = models.load_model(str(tmp_path / "D.params"))
+    net = paramfile.load_model(str(tmp_path / "D.params"))
     got = _ours(net, images)
     expected = expected.numpy()
     assert_float32_close(got, expected, output_bound(net, expected))
@@ -117,7 +118,7 @@ def test_gluoncv_vgg16_outputs_match(photos, tmp_path):
     path = str(tmp_path / "vgg16-gluoncv.params")
     peer.save_parameters(path)
     net = conv.convert("gluoncv", path, "D", str(tmp_path / "D.params"))
-    net.file_meta = models.read_params(str(tmp_path / "D.params"))[1]
+    net.file_meta = paramfile.read_params(str(tmp_path / "D.params"))[1]
     got = _ours(net, images)
     assert_float32_close(got, expected, output_bound(net, expected))
 
@@ -189,7 +190,7 @@ def test_caffe_model_converts_with_bgr_handled(photos, tmp_path, v1):
     images = _photo_batch(photos, 32)
     bgr = images[..., ::-1] - np.array(conv.CAFFE_MEAN_BGR, np.float32)
     expected = reference(mx.nd.array(bgr.transpose(0, 3, 1, 2))).asnumpy()
-    net.file_meta = models.read_params(str(tmp_path / "A.params"))[1]
+    net.file_meta = paramfile.read_params(str(tmp_path / "A.params"))[1]
     assert_float32_close(_ours(net, images), expected, output_bound(net, expected))
 
 
@@ -236,7 +237,7 @@ def test_symbol_and_onnx_exports_reproduce_outputs(photos, tmp_path, dense, size
     net = models.initialize(models.get_model("B", classes=5, width_mult=0.125, fc_width=32,
                                              crop_size=64), seed=9)
     path = str(tmp_path / "B.params")
-    models.save_params(net, path, dict(mean_rgb=[120.0, 115.0, 100.0]))
+    paramfile.save_params(net, path, dict(mean_rgb=[120.0, 115.0, 100.0]))
     args = ["export", "--params", path, "--format", "onnx", "--out", str(tmp_path / "b")]
     if dense:
         args += ["--dense", "--input-size", str(size)]

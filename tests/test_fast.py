@@ -9,13 +9,14 @@ import mxnet as mx
 from vggcli.testing import evaluate as ev
 from vggcli.testing import features as feat
 from vggcli.nets import models
+from vggcli.nets import params as paramfile
 from vggcli.core.errors import VggError
 from vggcli.testing.fast import calibration_batch, quantize
 
 
 @pytest.fixture(scope="module")
 def net_and_meta(trained_a):
-    net = models.load_model(os.path.join(trained_a[0], "best.params"))
+    net = paramfile.load_model(os.path.join(trained_a[0], "best.params"))
     return net, net.file_meta
 
 

@@ -5,8 +5,9 @@ numbers, text that is not UTF-8), fed to the command that reads them:
 
 - records .rec/.idx/.lst and manifest.json (inspect, eval); parameter files (eval);
   features .npz (transfer); eval folders (fuse); localisation folders (fuse);
-  checkpoints: state.json, checksums.json, weights and momentum (train --resume; with
-  and without checksums that agree with the damage); box CSV and images (pack);
+  checkpoints: state.json, checksums.json, weights and momentum, and the run's
+  config.yaml (train --resume; with and without checksums that agree with the
+  damage); box CSV and images (pack);
   ILSVRC train/val tars, the devkit and box XML in its archive (pack-imagenet);
   torchvision .pth and Caffe .caffemodel (convert); recipe YAML (recipe show); the
   numeric options of nets and eval.
@@ -171,13 +172,22 @@ def _copy(folder, tmp_path):
     return work
 
 
+def _negative_label(data):
+    """The first record's label set to -20 (a random fuzzing failure: inspect looked its
+    name up at index -20 of the class list, IndexError)."""
+    import struct
+    at = 8  # after the RecordIO magic and length: the header's flag, then the label
+    return data[:at + 4] + struct.pack("<f", -20.0) + data[at + 8:]
+
+
 @FUZZ
-@given(data=st.data())
-def test_fuzz_records_inspect(small_records, tmp_path_factory, data):
+@given(data=st.data(), damage=st.none())
+@example(data=None, damage=("val.rec", _negative_label))
+def test_fuzz_records_inspect(small_records, tmp_path_factory, data, damage):
     work = _copy(small_records, tmp_path_factory.mktemp("f"))
-    name = data.draw(st.sampled_from(["val.rec", "val.idx", "val.lst"]))
-    original = (work / name).read_bytes()
-    (work / name).write_bytes(data.draw(mutations(original)))
+    name = damage[0] if damage else data.draw(st.sampled_from(["val.rec", "val.idx",
+                                                                "val.lst"]))
+    (work / name).write_bytes(_mutated(data, damage, (work / name).read_bytes(), name))
     check(["inspect", work / "val.rec", "--samples", "3"], work, finding="problem: ")
 
 
@@ -408,6 +418,12 @@ def _no_best(data):
     return json.dumps(state).encode()
 
 
+def _cut_config(data):
+    """The run's config.yaml cut after 63 bytes (a random fuzzing failure: a setting
+    it no longer had was a KeyError)."""
+    return data[:63]
+
+
 def _no_weights_sum(data):
     """checksums.json with null for weights.params (a random fuzzing failure)."""
     sums = json.loads(data)
@@ -419,16 +435,23 @@ def _no_weights_sum(data):
 @given(data=st.data(), damage=st.none())
 @example(data=None, damage=("state.json", _no_top1))
 @example(data=None, damage=("state.json", _no_best))
+@example(data=None, damage=("config.yaml", _cut_config))
 @example(data=None, damage=("checksums.json", _no_weights_sum))
 def test_fuzz_checkpoint_resume(checkpointed, tmp_path_factory, data, damage):
     run, folder = checkpointed
     work = _copy(run, tmp_path_factory.mktemp("f"))
     target = work / "checkpoints" / folder.name
     name = damage[0] if damage else data.draw(st.sampled_from(
-        ["state.json", "weights.params", "optimizer.nd", "checksums.json", "state.json"]))
-    (target / name).write_bytes(_mutated(data, damage, (target / name).read_bytes(), name))
-    if (damage and name != "checksums.json") or (
-            not damage and name != "checksums.json" and data.draw(st.booleans())):
+        ["state.json", "weights.params", "optimizer.nd", "checksums.json", "state.json",
+         "config.yaml"]))
+    if name == "config.yaml":  # the run's settings, which --resume reads back
+        original = (work / name).read_bytes()
+        (work / name).write_bytes(damage[1](original) if damage else
+                                  data.draw(mutations(original)))
+    else:
+        (target / name).write_bytes(_mutated(data, damage, (target / name).read_bytes(),
+                                             name))
+    if name not in ("checksums.json", "config.yaml") and (damage or data.draw(st.booleans())):
         _consistent_checksums(target, name)
     check(["train", "--resume", work, "--quiet"], out=work / "final.params")
 
@@ -575,9 +598,27 @@ def _cut_stream(data):
     return data[:200]
 
 
+def _odd_ground_truth(data):
+    """The devkit with a val ground-truth line that is not a number (a random fuzzing
+    failure: int() raised ValueError)."""
+    import io
+    import tarfile
+    out = io.BytesIO()
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as source, \
+            tarfile.open(fileobj=out, mode="w:gz") as tar:
+        for info in source.getmembers():
+            body = source.extractfile(info).read() if info.isfile() else None
+            if info.name.endswith("ground_truth.txt"):
+                body = b"3i\x00\n" + body
+                info.size = len(body)
+            tar.addfile(info, io.BytesIO(body) if body is not None else None)
+    return out.getvalue()
+
+
 @FUZZ
 @given(data=st.data(), damage=st.none())
 @example(data=None, damage=("devkit", _cut_stream))
+@example(data=None, damage=("devkit", _odd_ground_truth))
 def test_fuzz_ilsvrc_tars_devkit_and_box_xml_pack_imagenet(mini_ilsvrc, tmp_path_factory,
                                                            data, damage):
     root, layout = mini_ilsvrc

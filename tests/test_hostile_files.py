@@ -171,9 +171,9 @@ def _params_damage(params, path, case):
     elif case == "not-ndarray":
         path.write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(100))
     elif case == "description-types":
-        from vggcli.nets import models
-        net = models.load_model(params)
-        models.save_params(net, str(path), dict(classes="ten"))
+        from vggcli.nets import params as paramfile
+        net = paramfile.load_model(params)
+        paramfile.save_params(net, str(path), dict(classes="ten"))
 
 
 PARAMS_DAMAGE = {

@@ -6,6 +6,7 @@ import mxnet as mx
 from mxnet.gluon import nn
 
 from vggcli.nets import models
+from vggcli.nets import params as paramfile
 from vggcli.core.errors import VggError
 
 from .numerics import assert_float32_close, output_bound
@@ -223,13 +224,13 @@ def test_params_round_trip(tmp_path, photo_batch):
     net = models.initialize(models.get_model("E", **SMALL), seed=4)
     x = mx.nd.array(photo_batch)
     path = str(tmp_path / "e.params")
-    models.save_params(net, path)
+    paramfile.save_params(net, path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["e.params"]  # no temp file left
-    loaded = models.load_model(path)
+    loaded = paramfile.load_model(path)
     assert loaded.config == "E" and loaded.knobs == net.knobs
     np.testing.assert_array_equal(loaded(x).asnumpy(), net(x).asnumpy())
     other = models.get_model("E", **SMALL)
-    models.load_params(other, path)
+    paramfile.load_params(other, path)
     np.testing.assert_array_equal(other(x).asnumpy(), net(x).asnumpy())
     # inference loads carry no gradient buffers (VGG-16: 528 MB saved), nor does the
     # dense head's frozen copy; training loads do
@@ -238,7 +239,7 @@ def test_params_round_trip(tmp_path, photo_batch):
     assert {p.grad_req for p in params} == {"null"}
     with pytest.raises(RuntimeError, match="grad_req='null'"):
         params[0].grad()
-    trainable = models.load_model(path, for_training=True)
+    trainable = paramfile.load_model(path, for_training=True)
     assert {p.grad_req for p in trainable.collect_params().values()} == {"write"}
     first = trainable.features._children["conv1_1"].weight
     assert first.grad().shape == first.shape
@@ -246,12 +247,12 @@ def test_params_round_trip(tmp_path, photo_batch):
 
 def test_loading_another_config_names_both(tmp_path):
     path = str(tmp_path / "a.params")
-    models.save_params(models.initialize(models.get_model("A", **SMALL)), path)
+    paramfile.save_params(models.initialize(models.get_model("A", **SMALL)), path)
     with pytest.raises(VggError, match=r"holds net A \(.*\), but the net asked for is net D"):
-        models.load_params(models.get_model("D", **SMALL), path)
+        paramfile.load_params(models.get_model("D", **SMALL), path)
     wider = dict(SMALL, width_mult=0.25)
     with pytest.raises(VggError, match="width_mult=0.125.*width_mult=0.25"):
-        models.load_params(models.get_model("A", **wider), path)
+        paramfile.load_params(models.get_model("A", **wider), path)
 
 
 def test_plain_gluon_file_of_other_shape_is_refused(tmp_path):
@@ -259,28 +260,28 @@ def test_plain_gluon_file_of_other_shape_is_refused(tmp_path):
     models.initialize(models.get_model("A", **SMALL)).save_parameters(path)
     net = models.get_model("A", **dict(SMALL, classes=11))
     with pytest.raises(VggError, match="fc8.weight has shape"):
-        models.load_params(net, path)
+        paramfile.load_params(net, path)
 
 
 def test_damaged_params_file_is_a_clean_error(tmp_path):
     path = tmp_path / "t.params"
-    models.save_params(models.initialize(models.get_model("A", **SMALL)), str(path))
+    paramfile.save_params(models.initialize(models.get_model("A", **SMALL)), str(path))
     whole = path.read_bytes()
     path.write_bytes(whole[:1000])
     with pytest.raises(VggError, match=r"t.params is damaged: array \d+ of shape .* \(truncated"):
-        models.read_params(str(path))
+        paramfile.read_params(str(path))
     with pytest.raises(VggError, match="does not exist"):
-        models.read_params(str(tmp_path / "missing.params"))
+        paramfile.read_params(str(tmp_path / "missing.params"))
     # a header that declares 2^40 floats is refused from its size, before MXNet allocates
     import struct
     first_dims = 8 + 8 + 8 + 4 + 4 + 4  # list header, count, array magic, stype, ndim
     huge = whole[:first_dims] + struct.pack("<q", 1 << 40) + whole[first_dims + 8:]
     path.write_bytes(huge)
     with pytest.raises(VggError, match=r"declares 4398046511104 bytes|declares \d+ bytes"):
-        models.read_params(str(path))
+        paramfile.read_params(str(path))
     path.write_bytes(b"\x12\x01" + b"\x00" * 14 + b"\xff" * 8)
     with pytest.raises(VggError, match="more than its size allows"):
-        models.read_params(str(path))
+        paramfile.read_params(str(path))
 
 
 @pytest.mark.numerics

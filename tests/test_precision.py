@@ -172,8 +172,8 @@ def test_cli_bfloat16_falls_back_with_a_message(digits, trained_a, tmp_path):
 
 @pytest.fixture(scope="module")
 def net_and_meta(trained_a):
-    from vggcli.nets import models
-    net = models.load_model(os.path.join(trained_a[0], "best.params"))
+    from vggcli.nets import params as paramfile
+    net = paramfile.load_model(os.path.join(trained_a[0], "best.params"))
     return net, net.file_meta
 
 

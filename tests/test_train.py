@@ -14,6 +14,7 @@ import mxnet as mx
 
 from vggcli.training import checkpoint, recipes
 from vggcli.nets import models
+from vggcli.nets import params as paramfile
 from vggcli.cli import cli
 from vggcli.core.errors import VggError, VggRuntimeError
 from vggcli.training.train import train
@@ -57,7 +58,7 @@ def test_net_d_initialised_from_a_learns_digits(trained_a, digits, tmp_path):
 
 def test_init_from_a_copies_exactly_and_initialises_the_rest(trained_a):
     a_out, _ = trained_a
-    a_arrays, _ = models.read_params(os.path.join(a_out, "best.params"))
+    a_arrays, _ = paramfile.read_params(os.path.join(a_out, "best.params"))
     fresh = models.initialize(models.get_model("E", classes=10, width_mult=0.25, fc_width=128,
                                                crop_size=32), init="xavier", seed=5)
     before = {k: p.data().asnumpy().copy() for k, p in fresh._collect_params_with_prefix().items()}
@@ -305,8 +306,8 @@ def test_killed_run_resumes_to_the_same_weights(digits, tmp_path):
     done = subprocess.run([sys.executable, "-m", "vggcli", "train", "--resume", str(killed),
                            "--quiet"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    whole, _ = models.read_params(str(tmp_path / "whole" / "final.params"))
-    resumed, _ = models.read_params(str(killed / "final.params"))
+    whole, _ = paramfile.read_params(str(tmp_path / "whole" / "final.params"))
+    resumed, _ = paramfile.read_params(str(killed / "final.params"))
     for name in whole:
         np.testing.assert_array_equal(whole[name].asnumpy(), resumed[name].asnumpy())
     strip = ("time", "seconds", "images_per_second")

@@ -10,7 +10,7 @@ from statistics import median
 
 from .common import _row
 from ..core.processes import vgg_argv
-from .peers import _digits_records, _step_rates, scaling_model
+from .distributed import _digits_records, _step_rates, scaling_model
 
 # net A at 1/8 width with 1024-wide fc6/fc7: 1.3M parameters (5.3 MB a push), so a
 # 1 Gbit/s link costs about as much time per step as the step's compute on one core

@@ -12,123 +12,9 @@ from statistics import median
 import numpy as np
 
 from .common import ROUNDS, _interleave, _row, _timed_rates
-from ..core.processes import vgg_argv
+from .distributed import scaling_model
 
 # --- PyTorch peer, dense vs multi-crop, features, distributed -----------------------
-
-# Peak RSS of this process's own memory: VmHWM. Not ru_maxrss, which a child inherits
-# from the parent it was forked from (the bench process, several GB by then).
-_PEAK_RSS = """
-import time
-def peak_rss_mb():
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024.0
-def timed_steps(step, batch, reps, settle):
-    # after a warm-up step, at least reps timed steps; with settle, more (8 at most) until
-    # two steps in a row leave the peak RSS within 1%: MXNet's oneDNN adds a buffer the
-    # size of conv1's output at VGG-D's third and fourth training steps
-    step()
-    rates, flat, last = [], 0, peak_rss_mb()
-    while len(rates) < reps or (settle and flat < 2 and len(rates) < reps + 8):
-        t = time.perf_counter(); step(); rates.append(batch / (time.perf_counter() - t))
-        now = peak_rss_mb()
-        flat, last = (flat + 1 if now <= last * 1.01 else 0), now
-    print(",".join("%.6g" % r for r in rates), peak_rss_mb())
-"""
-
-# VGG-16 (net D) in plain torch.nn for the PyTorch peers. argv: threads, task (infer or
-# train), batch, repetitions, variant (eager, compile, bf16: bf16 weights, autocast: bf16
-# autocast), settle (1: step until the peak RSS settles). Prints the images/s of each
-# timed step and the peak RSS in MB.
-_TORCH_VGG16 = _PEAK_RSS + """
-import sys, time, torch, torch.nn as nn
-threads, task, batch, reps, variant, settle = sys.argv[1:7]
-batch, reps, train = int(batch), int(reps), task == "train"
-torch.set_num_threads(int(threads))
-layers, c = [], 3
-for v in [64, 64, 'M', 128, 128, 'M', 256, 256, 256, 'M', 512, 512, 512, 'M', 512, 512, 512, 'M']:
-    if v == 'M': layers.append(nn.MaxPool2d(2, 2))
-    else: layers += [nn.Conv2d(c, v, 3, padding=1), nn.ReLU(True)]; c = v
-drop = [nn.Dropout()] if train else []
-net = nn.Sequential(*layers, nn.Flatten(), nn.Linear(25088, 4096), nn.ReLU(True), *drop,
-                    nn.Linear(4096, 4096), nn.ReLU(True), *drop, nn.Linear(4096, 1000))
-net = net.to(memory_format=torch.channels_last).train(train)
-x = (torch.rand(batch, 3, 224, 224) * 255 - 128).to(memory_format=torch.channels_last)
-if variant == "bf16":
-    net, x = net.to(torch.bfloat16), x.to(torch.bfloat16)
-if variant == "compile":  # inductor's best CPU inference setting: weights frozen, prepacked
-    import torch._inductor.config
-    torch._inductor.config.freezing = not train
-model = torch.compile(net) if variant == "compile" else net
-def autocast():
-    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=variant == "autocast")
-if train:
-    y = torch.arange(batch) % 1000
-    opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
-    def step():
-        opt.zero_grad()
-        with autocast():
-            loss = nn.functional.cross_entropy(model(x), y)
-        loss.backward(); opt.step()
-else:
-    def step():
-        with torch.inference_mode(), autocast():
-            model(x)
-if variant == "compile":  # the first call compiles
-    step()
-timed_steps(step, batch, reps, settle == "1")
-"""
-
-# Our net D, the same way. argv: task, batch, repetitions, dtype, micro-batches (training:
-# the batch's gradient accumulated over them, as vgg train --accumulate), settle (as the
-# PyTorch script). Prints images/s and peak RSS in MB, or "unsupported <why>" where this
-# CPU cannot run the dtype.
-_OURS_VGG16 = _PEAK_RSS + """
-import sys, time
-task, batch, reps, dtype = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-micro, settle = int(sys.argv[5]), sys.argv[6] == "1"
-import vggcli
-vggcli.configure()  # as the vgg command: threads, AMX, quiet logs
-from vggcli.core import precision
-used, note = precision.prepare(dtype)  # bfloat16 falls back without bf16 instructions
-if used != dtype:
-    print("unsupported", note); sys.exit(0)
-import mxnet as mx
-from mxnet import autograd, gluon
-from vggcli.nets import models
-precision.start_mixed_precision(dtype if task == "train" else "float32")
-net = models.get_model("D")
-if task != "train":  # as PyTorch, which allocates gradients only in backward
-    net.collect_params().setattr("grad_req", "null")
-elif micro > 1:
-    net.collect_params().setattr("grad_req", "add")
-net = models.initialize(net, init="xavier", seed=0)
-net.hybridize(static_alloc=True, static_shape=True)
-x = mx.nd.random.uniform(-128, 127, shape=(batch, 3, 224, 224))
-if task == "train":
-    trainer = gluon.Trainer(net.collect_params(), "sgd",
-                            dict(learning_rate=0.01, momentum=0.9, wd=5e-4))
-    loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
-    y = mx.nd.array([i % 1000 for i in range(batch)])
-    part = batch // micro
-    def step():
-        for k in range(micro):
-            with autograd.record():
-                loss = loss_fn(precision.to_float32(net(x[k * part:(k + 1) * part])),
-                               y[k * part:(k + 1) * part])
-            loss.backward()
-        trainer.step(batch); mx.nd.waitall()
-        if micro > 1:
-            net.collect_params().zero_grad()
-else:
-    forward = precision.convert_for_inference(net, dtype, x[:1].asnumpy(), [mx.cpu()])
-    def step():
-        forward(x).wait_to_read()
-timed_steps(step, batch, reps, settle)
-"""
-
 
 def _has_torch():
     try:
@@ -142,9 +28,9 @@ def _has_torch():
 def _run_torch(task, batch, repeats, variant, threads, settle=False):
     """(images/s, peak RSS MB) of the PyTorch VGG-16, in its own process; ``settle``: more
     steps until the peak RSS stops growing."""
-    out = subprocess.run([sys.executable, "-c", _TORCH_VGG16, str(threads), task, str(batch),
-                          str(repeats), variant, "1" if settle else "0"], capture_output=True,
-                         text=True, check=True)
+    out = subprocess.run([sys.executable, "-m", "vggcli.bench.vgg16_torch", str(threads), task,
+                          str(batch), str(repeats), variant, "1" if settle else "0"],
+                         capture_output=True, text=True, check=True)
     return _rates_and_rss(out.stdout)
 
 
@@ -158,9 +44,9 @@ def _run_ours(task, batch, repeats, dtype="float32", env=None, micro=1, settle=F
     """(images/s, peak RSS MB) of our net D in its own process, or None where this CPU
     cannot run ``dtype``; ``micro``: training micro-batches (vgg train --accumulate);
     ``settle``: more steps until the peak RSS stops growing."""
-    out = subprocess.run([sys.executable, "-c", _OURS_VGG16, task, str(batch), str(repeats),
-                          dtype, str(micro), "1" if settle else "0"], capture_output=True,
-                         text=True, check=True, env=env)
+    out = subprocess.run([sys.executable, "-m", "vggcli.bench.vgg16_ours", task, str(batch),
+                          str(repeats), dtype, str(micro), "1" if settle else "0"],
+                         capture_output=True, text=True, check=True, env=env)
     if out.stdout.startswith("unsupported"):
         print("bench: %s" % out.stdout.split(" ", 1)[1].strip(), file=sys.stderr)
         return None
@@ -296,150 +182,6 @@ def bench_dense_vs_multicrop(scales=(256, 384, 512), rounds=ROUNDS):
                  rates["dense"], rates["crops"], "ours, multi-crop", 5.0, "images/s",
                  note="dense %.1f s, multi-crop %.1f s per image (medians)"
                  % (1 / median(rates["dense"]), 1 / median(rates["crops"])))]
-
-
-def _loopback_bytes():
-    """Bytes sent over the loopback interface so far (Linux), else None."""
-    try:
-        with open("/proc/net/dev") as f:
-            for line in f:
-                name, _, counters = line.partition(":")
-                if name.strip() == "lo":
-                    return int(counters.split()[8])  # transmit bytes
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
-def _log_events(run_dir, event):
-    from ..core.plots import read_jsonl
-    return read_jsonl(os.path.join(run_dir, "log.jsonl"), event)
-
-
-def _step_rates(run_dir, workers=1):
-    """images/s of every logged interval of a run but the first (graph building), all
-    workers together (worker 0 logs its own share of each batch)."""
-    return [workers * e["images_per_second"] for e in _log_events(run_dir, "iter")[1:]]
-
-
-def _digits_records(work):
-    """The digits (sklearn's 1,797 scans) packed into ``work``/data; returns that folder."""
-    from data_tools import pack as packing
-    from data_tools.digits import write_digits
-
-    write_digits(os.path.join(work, "raw"))
-    splits, classes, source = packing.plan_folder(
-        os.path.join(work, "raw"), synsets=os.path.join(work, "raw", "synsets.txt"))
-    packing.pack(splits, classes, os.path.join(work, "data"), packing.PackSettings(),
-                 source, progress=False)
-    return os.path.join(work, "data")
-
-
-def _small_net_args(data, out, *extra):
-    """vgg train arguments of a 1/8-width net A on the digits (32 px crops)."""
-    return ["train", "--net", "A", "--data", data, "--width-mult", "0.125", "--crop-size",
-            "32", "--scale", "36", "--batch-size", "32", "--init", "xavier", "--quiet",
-            "--out", out] + list(extra)
-
-
-def bench_distributed(epochs=1, log_every=5):
-    """1/8-width net A on the digits: 2 dist_sync workers (+1 server) vs 1 process, and
-    with 2-bit gradient compression, bytes sent per step over loopback (measured from
-    the kernel's counters). Speeds are per logged interval of ``log_every`` steps (the
-    first left out). With 2 cores this shows ps-lite's overhead, not a speed-up."""
-    work = tempfile.mkdtemp(prefix="vgg-bench-dist-")
-    try:
-        data = _digits_records(work)
-        runs = {}
-        for name, extra, launched in (("one", [], False), ("dist", [], True),
-                                      ("2bit", ["--gradient-compression", "2bit:0.5"], True)):
-            out = os.path.join(work, name)
-            args = _small_net_args(data, out, "--fc-width", "32", "--epochs", str(epochs),
-                                   "--log-every", str(log_every), *extra)
-            command = vgg_argv(
-                ["launch", "-n", "2", "-s", "1", "--", "vgg"] + args + ["--kvstore", "dist_sync"]
-                if launched else args)
-            sent, start = _loopback_bytes(), time.perf_counter()
-            subprocess.run(command, check=True, capture_output=True)
-            seconds = time.perf_counter() - start
-            steps = _log_events(out, "epoch")[-1]["iteration"]
-            after = _loopback_bytes()
-            runs[name] = dict(seconds=seconds, rates=_step_rates(out, 2 if launched else 1),
-                              bytes=(after - sent) / steps if None not in (sent, after)
-                              else float("nan"))
-        return [
-            _row("training, 1/8-width net A on digits: 2 dist_sync workers vs 1 process",
-                 runs["dist"]["rates"], runs["one"]["rates"], "ours, 1 process", 0.0,
-                 "images/s", note="2 cores: overhead, not speed-up; per %d steps, both "
-                                  "workers' images" % log_every),
-            _row("dist_sync bytes sent per step over loopback: 2-bit compression vs none",
-                 runs["2bit"]["bytes"], runs["dist"]["bytes"], "no compression", 1.5,
-                 "bytes/step", higher_is_better=False,
-                 note="all processes, from /proc/net/dev, over a whole run; pushes shrink "
-                      "16x, the pulled weights do not: at most 2 / (1 + 1/16) = 1.88x; "
-                      "compressed run %.0f s vs %.0f s"
-                      % (runs["2bit"]["seconds"], runs["dist"]["seconds"]))]
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-
-
-def bench_compression_accuracy(seeds=(0, 1), epochs=6, threshold=0.5):
-    """What 2-bit gradient compression costs in accuracy: 1/8-width net A (128-wide
-    fc6/fc7, no dropout) on the digits, two devices of this CPU (kvstore device: MXNet's
-    same quantizer and error feedback as dist_sync, without ps-lite's overhead), the lr
-    held at 0.01 for ``epochs`` epochs so the schedule cannot differ between the runs;
-    the best validation top-1 error of each seed, with and without compression, runs
-    alternated."""
-    work = tempfile.mkdtemp(prefix="vgg-bench-2bit-")
-    try:
-        data = _digits_records(work)
-        errors = {"none": [], "2bit": []}
-        for seed in seeds:
-            for name, extra in (("none", []), ("2bit", ["--gradient-compression",
-                                                       "2bit:%g" % threshold])):
-                out = os.path.join(work, "%s-%d" % (name, seed))
-                args = _small_net_args(data, out, "--fc-width", "128", "--dropout", "0",
-                                       "--epochs", str(epochs), "--patience", str(epochs + 1),
-                                       "--devices", "cpu:0,1", "--kvstore", "device",
-                                       "--seed", str(seed), *extra)
-                subprocess.run(vgg_argv(args), check=True, capture_output=True)
-                errors[name].append(min(e["val_top1_err"]
-                                        for e in _log_events(out, "epoch")))
-        return [_row("best val top-1 error in %d epochs, 2 devices: 2-bit:%g compression vs "
-                     "none" % (epochs, threshold), errors["2bit"], errors["none"],
-                     "no compression", 0.0, "error", higher_is_better=False,
-                     note="seeds %s: %s with, %s without" % (
-                         ",".join(map(str, seeds)),
-                         " ".join("%.3f" % e for e in errors["2bit"]),
-                         " ".join("%.3f" % e for e in errors["none"])))]
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-
-
-PAPER_SPEEDUP_4_GPUS = 3.75
-
-
-def scaling_model(seconds_per_image, parameters, machines=(2, 4, 8, 16), gbits=(10, 25, 100),
-                  batch=256, compression=1):
-    """Modelled data-parallel speed-up of a dist_sync step of ``batch`` images over W
-    machines, each a worker and a server (keys sharded evenly):
-
-        compute(W) = batch / W x seconds_per_image
-        comm(W)    = (W - 1) / W x (push + pull) / bandwidth
-        push = 4 x parameters / compression bytes, pull = 4 x parameters bytes
-        speed-up   = batch x seconds_per_image / (compute(W) + comm(W))
-
-    The (W - 1) / W is the share of each worker's keys held by other machines' servers;
-    every link is full-duplex and carries its worker's traffic and its server's
-    equally. Compute and communication are not overlapped (an upper bound on the
-    step). Returns {(W, Gb/s): speed-up}."""
-    result = {}
-    for w in machines:
-        for g in gbits:
-            moved = 4.0 * parameters * (1.0 / compression + 1.0)
-            comm = (w - 1) / w * moved / (g * 1e9 / 8)
-            result[w, g] = batch * seconds_per_image / (batch / w * seconds_per_image + comm)
-    return result
 
 
 def bench_scaling(batch=256):

@@ -17,9 +17,10 @@ import numpy as np
 from .cluster import bench_cluster
 from .common import (OUT_DIR, ROUNDS, _gluoncv_pair, _interleave, _row, _timed_rates,
                      native_logs_silenced)
-from .peers import (bench_bfloat16, bench_compression_accuracy, bench_dense_vs_multicrop,
-                    bench_distributed, bench_gflops, bench_int8, bench_scaling, bench_threads,
-                    bench_torch_inference, bench_torch_training)
+from .distributed import bench_compression_accuracy, bench_distributed
+from .localisation import bench_localisation
+from .peers import (bench_bfloat16, bench_dense_vs_multicrop, bench_gflops, bench_int8,
+                    bench_scaling, bench_threads, bench_torch_inference, bench_torch_training)
 from ..core.processes import vgg_argv
 
 # --- inference ----------------------------------------------------------------------
@@ -213,12 +214,7 @@ def bench_pipeline(count=240, batch=32, batches=6):
                         seen += batch - data_batch.pad
                 return seen
 
-        rates = {"ours": [], "theirs": []}
-        for _ in range(ROUNDS):
-            for name, fn in (("ours", ours), ("theirs", theirs)):
-                start = time.perf_counter()
-                seen = fn()
-                rates[name].append(seen / (time.perf_counter() - start) / cores)
+        rates = _alternated_rates({"ours": ours, "theirs": theirs}, cores)
         return [_row("training input pipeline, S in [256,512], 224 crops, per core",
                      rates["ours"], rates["theirs"],
                      "MXNet ImageRecordIter", 1.0, "images/s/core",
@@ -227,13 +223,25 @@ def bench_pipeline(count=240, batch=32, batches=6):
         shutil.rmtree(work, ignore_errors=True)
 
 
+def _alternated_rates(sides, cores):
+    """{name: [images/s/core per round]}: each side's function (which returns the images
+    it read) run in turn, ROUNDS rounds."""
+    rates = {name: [] for name in sides}
+    for _ in range(ROUNDS):
+        for name, read in sides.items():
+            start = time.perf_counter()
+            seen = read()
+            rates[name].append(seen / (time.perf_counter() - start) / cores)
+    return rates
+
+
 BENCHES = {"inference": bench_inference, "int8": bench_int8, "torch": bench_torch_inference,
            "torch-training": bench_torch_training, "threads": bench_threads,
            "bfloat16": bench_bfloat16, "gflops": bench_gflops,
            "training": bench_training, "pipeline": bench_pipeline, "packing": bench_packing,
            "dense": bench_dense_vs_multicrop, "distributed": bench_distributed,
            "compression": bench_compression_accuracy, "scaling": bench_scaling,
-           "cluster": bench_cluster}
+           "localise": bench_localisation, "cluster": bench_cluster}
 # make bench: all but three, to stay under 15 minutes on 2 cores: the training step against
 # GluonCV's vgg16 (same kernels as ours, two minutes; the inference row shows the same),
 # the accuracy cost of gradient compression (an experiment, not a speed figure) and the

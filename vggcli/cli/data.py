@@ -38,7 +38,8 @@ def pack_options(command):
 
 def _run_pack(plan, out_dir, max_short_side, quality, seed, no_shuffle, workers, resume,
               checkpoint_every, quiet, overwrite, inputs, box_files=None):
-    from data_tools.pack import EXIT_SKIPPED, PackSettings, pack, skipped_count, summary
+    from data_tools.pack import EXIT_SKIPPED, PackSettings, pack
+    from data_tools.pack_summary import skipped_count, summary
     from data_tools.plan import add_boxes
 
     splits, classes, source, refused = plan

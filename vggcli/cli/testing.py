@@ -123,8 +123,9 @@ def fuse(folders, out_dir, overwrite):
         vgg fuse eval/D eval/E --out eval/D+E
         vgg fuse loc/D-256 loc/D-384 --out loc/fusion
     """
-    from ..testing.evaluate import fuse as fuse_scores
-    from ..localisation.localise import fuse_localisation, is_localise_output
+    from ..testing.fusion import fuse as fuse_scores
+    from ..localisation.fusion import fuse_localisation
+    from ..localisation.report import is_localise_output
 
     kinds = [is_localise_output(folder) for folder in folders]
     if any(kinds) and not all(kinds):

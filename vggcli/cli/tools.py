@@ -55,7 +55,7 @@ def export(net_name, params, fmt, dense, input_size, prefix, overwrite):
         vgg export --params D.params --format onnx --out export/vgg16
         vgg export --params D.params --dense --input-size 384 --out export/vgg16-dense
     """
-    from ..nets.convert import export as run_export
+    from ..nets.export import export as run_export
     from ..testing.inference import load_for_inference
 
     net = load_for_inference(params, net_name, need_mean=False).net

@@ -155,3 +155,19 @@ def save_npz(file, **arrays):
             entry = zipfile.ZipInfo(name + ".npy", date_time=(1980, 1, 1, 0, 0, 0))
             with archive.open(entry, "w", force_zip64=True) as member:
                 np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
+
+
+def load_npy(path, ndim, kinds, mmap=False):
+    """A numeric .npy of ``ndim`` dimensions (no pickles), else a one-line VggError."""
+    import numpy as np
+    try:
+        array = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except NUMPY_READ_ERRORS as err:
+        from data_tools.common import first_line
+        raise VggError("%s is damaged or not a plain array file: %s" % (path, first_line(err))) \
+            from None
+    if array.ndim != ndim or array.dtype.kind not in kinds:
+        raise VggError("%s holds a %d-D %s array; a %d-D %s array was expected"
+                       % (path, array.ndim, array.dtype, ndim,
+                          "float" if kinds == "f" else "integer"))
+    return array

@@ -47,7 +47,8 @@ def load_for_inference(path, net_name=None, devices=(("cpu", 0),), mean_rgb=None
     file without one needs it), on ``devices``, without gradient buffers.
     ``mean_rgb`` overrides the file's mean; without either, ``need_mean`` refuses."""
     from ..core.devices import contexts
-    from ..nets.models import get_model, load_model, load_params, read_params
+    from ..nets.models import get_model
+    from ..nets.params import load_model, load_params, read_params
 
     ctx = contexts(list(devices))
     arrays, meta = read_params(path)

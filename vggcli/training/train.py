@@ -168,7 +168,7 @@ def train_one_epoch(run, epoch, start_batch, meter_state=None):
 
 
 def save_checkpoint(run, epoch, batch, meter_sums=None):
-    from ..nets.models import save_params
+    from ..nets.params import save_params
     if not run.writer:
         return None
     state = dict(epoch=epoch, batch=batch, iteration=run.iteration,
@@ -184,7 +184,7 @@ def save_checkpoint(run, epoch, batch, meter_sums=None):
 def run_epochs(run, epochs):
     """Train epoch by epoch until ``epochs`` or the schedule's end; validate, keep the
     best weights and checkpoint after each. Returns the number of epochs done."""
-    from ..nets.models import save_params
+    from ..nets.params import save_params
 
     epoch, batch, meter_state = run.start
     while epoch < epochs and not run.schedule.finished:
@@ -267,7 +267,7 @@ def finish(run):
     """Final weights (rank 0); every worker's weights digest when distributed."""
     import mxnet as mx
 
-    from ..nets.models import save_params
+    from ..nets.params import save_params
 
     if run.writer:
         save_params(run.net, os.path.join(run.cfg["out"], "final.params"), run.weights_meta)

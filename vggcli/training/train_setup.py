@@ -94,7 +94,7 @@ def _copy_params(net, arrays, keys, option, path, ctx, may_differ=False):
 
 def init_from_a(net, path, ctx):
     """Copy net A's conv1_1, conv2_1, conv3_1, conv3_2, fc6, fc7, fc8 into ``net``."""
-    from ..nets.models import describe_meta, read_params
+    from ..nets.params import describe_meta, read_params
 
     arrays, meta = read_params(path)
     if meta and meta.get("net") not in ("A", "A-LRN"):
@@ -109,7 +109,7 @@ def init_from_classifier(net, path, ctx):
     """Localisation (Appendix A): every layer from a trained net of the same
     configuration, the last one (fc8, another shape) left random; from a
     localisation net of the same kind, every layer."""
-    from ..nets.models import describe_meta, read_params
+    from ..nets.params import describe_meta, read_params
 
     arrays, meta = read_params(path)
     wanted = net.describe()
@@ -195,7 +195,8 @@ def _distribution(cfg):
 
 def _start_net(cfg, classes, ctx, found):
     """The net, initialised as configured or loaded from the checkpoint ``found``."""
-    from ..nets.models import initialize, load_params
+    from ..nets.models import initialize
+    from ..nets.params import load_params
 
     net = build_net(cfg, classes)
     if found:
@@ -257,30 +258,12 @@ def _prepare_out(cfg, meta, resume, rank, ckpt_root):
     return found
 
 
-def setup(cfg, meta=None, resume=False, progress=True):
-    """Everything a run needs, checked before any work: devices, kvstore, precision,
-    data, net, optimizer, log; with ``resume``, restored from the newest checkpoint."""
-    from mxnet.contrib import amp
-
+def _check_settings(cfg, local, ctx, dtype, kv_name, workers):
+    """The combinations of batch, devices, kvstore, accumulation, precision and warm-up
+    a run cannot have, refused before any work (``local``: this worker's config)."""
     from ..core import precision
-    from .data import read_manifest
-    from ..core.devices import contexts, parse_devices
-    from .schedule import make_schedule
-    from .tasks import make_task
 
-    for key in ("data", "out"):
-        if not cfg.get(key):
-            raise VggError("--%s is required" % key)
-    ctx = contexts(parse_devices(cfg["devices"]))
-    dtype = precision.resolve(cfg.get("dtype") or "auto", ctx)
-    kv_name, kvstore, rank, workers = _distribution(cfg)
     dist = kv_name.startswith("dist")
-    if cfg["batch_size"] % workers:
-        raise VggError("batch size %d does not split evenly over %d workers"
-                       % (cfg["batch_size"], workers))
-    local = dict(cfg, batch_size=cfg["batch_size"] // workers)
-    out, ckpt_root = cfg["out"], os.path.join(cfg["out"], "checkpoints")
-    manifest = read_manifest(cfg["data"])
     if local["batch_size"] < len(ctx):
         raise VggError("batch size %d is smaller than the %d devices"
                        % (local["batch_size"], len(ctx)))
@@ -306,6 +289,33 @@ def setup(cfg, meta=None, resume=False, progress=True):
     if dtype == "float16" and dist:
         raise VggError("--dtype float16 with a dist kvstore: AMP's loss scaling needs the "
                        "update on the workers, which dist_sync does not do here")
+
+
+def setup(cfg, meta=None, resume=False, progress=True):
+    """Everything a run needs, checked before any work: devices, kvstore, precision,
+    data, net, optimizer, log; with ``resume``, restored from the newest checkpoint."""
+    from mxnet.contrib import amp
+
+    from ..core import precision
+    from .data import read_manifest
+    from ..core.devices import contexts, parse_devices
+    from .schedule import make_schedule
+    from .tasks import make_task
+
+    for key in ("data", "out"):
+        if not cfg.get(key):
+            raise VggError("--%s is required" % key)
+    ctx = contexts(parse_devices(cfg["devices"]))
+    dtype = precision.resolve(cfg.get("dtype") or "auto", ctx)
+    kv_name, kvstore, rank, workers = _distribution(cfg)
+    dist = kv_name.startswith("dist")
+    if cfg["batch_size"] % workers:
+        raise VggError("batch size %d does not split evenly over %d workers"
+                       % (cfg["batch_size"], workers))
+    local = dict(cfg, batch_size=cfg["batch_size"] // workers)
+    out, ckpt_root = cfg["out"], os.path.join(cfg["out"], "checkpoints")
+    manifest = read_manifest(cfg["data"])
+    _check_settings(cfg, local, ctx, dtype, kv_name, workers)
     build_net(cfg, manifest["classes"])  # knobs MXNet cannot hold are refused here
     found = _prepare_out(cfg, meta, resume, rank, ckpt_root)  # written once all is checked
     precision.start_mixed_precision(dtype)  # before the net is built

@@ -139,6 +139,10 @@ def read_config(out_dir):
     if not os.path.isfile(path):
         raise VggError("%s not found: --resume needs a folder written by vgg train" % path)
     saved = read_mapping(path, "run configuration")
+    missing = [k for k in FIELDS if k not in saved]
+    if missing:  # vgg train writes every field
+        raise VggError("%s lacks %s: it is damaged, or not written by this vgg train"
+                       % (path, ", ".join(missing[:5])))
     meta = {k[len("recipe_"):]: v for k, v in saved.items() if k.startswith("recipe_")}
     return validate({k: v for k, v in saved.items() if k in FIELDS}, where=path), meta
 
