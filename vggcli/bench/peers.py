@@ -2,17 +2,15 @@
 the GEMM ceiling, dense vs multi-crop testing and distributed training; each
 peer runs in its own process so its peak memory is its own."""
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from statistics import median
 
 import numpy as np
 
 from .common import ROUNDS, _interleave, _row, _timed_rates
-from .distributed import scaling_model
+from .distributed import PAPER_SPEEDUP_4_GPUS, scaling_model
 
 # --- PyTorch peer, dense vs multi-crop, features, distributed -----------------------
 

@@ -1,0 +1,2 @@
+"""`make bench`: the benchmark suite, its peers (PyTorch, MXNet's own tools) measured
+in the same run, and the cluster bench."""
