@@ -49,8 +49,10 @@ def dense_candidates(loc, task, classifier, records, scales, shifts=1, batch_siz
         images = [records.get(p) for p in range(start, min(len(records), start + window))]
         parts = _parts(images, scales, offsets, crop)
         maps = _run_parts(parts, nets, batch_size)
-        for owner, (_, _, _, size) in enumerate(images):
-            mine = [found for part, found in zip(parts, maps) if part[0] == owner]
+        per_image = [[] for _ in images]
+        for part, found in zip(parts, maps):  # in each image's own order
+            per_image[part[0]].append(found)
+        for mine, (_, _, _, size) in zip(per_image, images):
             results.append(_image_candidates(mine, task, crop, size))
         bar.update(len(images))
     bar.close()
@@ -99,25 +101,31 @@ def _run_parts(parts, nets, batch_size):
 def _image_candidates(maps, task, crop, size):
     """(top-5 [(class, score)], {class: (scores, boxes)}) of one image from its parts'
     maps: class scores averaged over locations and parts; each top class's box at
-    every location, scored by that location's class score."""
+    every location of every part, scored by that location's class score (by the whole
+    map's mean where the classification net's map has another size)."""
     width, height = size
     posterior = np.mean([s.reshape(s.shape[0], -1).mean(axis=1) for _, s, _, _ in maps],
                         axis=0)
     top = np.argsort(-posterior, kind="stable")[:MAX_GUESSES]
+    origins, ratios = [], []  # per location of every part, the same for every class
+    for boxes, _, ratio, (dx, dy) in maps:
+        grid_rows, grid_cols = boxes.shape[1:]
+        cols, rows = np.meshgrid(np.arange(grid_cols), np.arange(grid_rows))
+        origins.append(np.stack([STRIDE * cols.ravel() + dx, STRIDE * rows.ravel() + dy],
+                                axis=1))
+        ratios.append(np.broadcast_to(np.asarray(ratio, dtype=np.float64),
+                                      (grid_rows * grid_cols, 2)))
+    count = sum(len(o) for o in origins)
+    origins, ratios = np.concatenate(origins), np.concatenate(ratios)
+    centres = np.concatenate([  # every top class's boxes, class after class
+        np.concatenate([b[box_columns(task, int(label))].reshape(4, -1).T
+                        for b, _, _, _ in maps]) for label in top])
+    boxes = clip_boxes(to_source_boxes(centres, np.tile(origins, (len(top), 1)), crop,
+                                       np.tile(ratios, (len(top), 1))), width, height)
     candidates = {}
-    for label in top:
-        found_scores, found_boxes = [], []
-        for boxes, scores, ratio, (dx, dy) in maps:
-            grid_rows, grid_cols = boxes.shape[1:]
-            cols, rows = np.meshgrid(np.arange(grid_cols), np.arange(grid_rows))
-            centres = boxes[box_columns(task, int(label))].reshape(4, -1).T
-            origins = np.stack([STRIDE * cols.ravel() + dx, STRIDE * rows.ravel() + dy],
-                               axis=1)
-            found_boxes.append(clip_boxes(to_source_boxes(centres, origins, crop, ratio),
-                                          width, height))
-            # each box scored by its location's class score (by the whole map's mean
-            # when the classification net's map has another size)
-            found_scores.append(scores[label].ravel() if scores.shape[1:] == boxes.shape[1:]
-                                else np.full(grid_rows * grid_cols, scores[label].mean()))
-        candidates[int(label)] = (np.concatenate(found_scores), np.concatenate(found_boxes))
+    for k, label in enumerate(top):
+        scores = np.concatenate([
+            s[label].ravel() if s.shape[1:] == b.shape[1:] else
+            np.full(b.shape[1] * b.shape[2], s[label].mean()) for b, s, _, _ in maps])
+        candidates[int(label)] = (scores, boxes[k * count:(k + 1) * count])
     return [(int(c), float(posterior[c])) for c in top], candidates

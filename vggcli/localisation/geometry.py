@@ -21,8 +21,9 @@ def to_source_boxes(centers, origins, crop, ratio):
 
 def clip_boxes(boxes, width, height):
     boxes = np.array(boxes, dtype=np.float64).reshape(-1, 4)
-    boxes[:, [0, 2]] = np.clip(boxes[:, [0, 2]], 0, width - 1)
-    boxes[:, [1, 3]] = np.clip(boxes[:, [1, 3]], 0, height - 1)
+    # np.minimum / np.maximum: np.clip's own checks cost more than the work here
+    boxes[:, [0, 2]] = np.minimum(np.maximum(boxes[:, [0, 2]], 0), width - 1)
+    boxes[:, [1, 3]] = np.minimum(np.maximum(boxes[:, [1, 3]], 0), height - 1)
     return boxes
 
 
