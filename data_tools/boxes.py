@@ -20,12 +20,11 @@ import csv
 import io
 import os
 import tarfile
-import zlib
 import xml.etree.ElementTree as ElementTree
 
 import numpy as np
 
-from .common import VggError, printable, tar_reason
+from .common import TAR_READ_ERRORS, VggError, printable, tar_reason
 
 HEADER_WIDTH, OBJECT_WIDTH = 4, 5
 
@@ -254,7 +253,7 @@ def read_box_files(path):
                     _add(found, box_key(member.name),
                          _voc_boxes(data, "%s:%s" % (printable(path), member.name)),
                          printable(path))
-    except (tarfile.TarError, EOFError, OSError, zlib.error) as err:
+    except TAR_READ_ERRORS as err:
         raise VggError("box archive %s is damaged or not a tar: %s"
                        % (printable(path), tar_reason(err))) from None
     if not found:

@@ -13,8 +13,11 @@ output policy every command that writes follows:
 import contextlib
 import errno
 import json
+import math
 import os
 import shutil
+import tarfile
+import zlib
 
 MARKER = ".vgg-output.json"  # in every output folder: {"kind": ...}
 
@@ -284,10 +287,20 @@ def read_lines(path, what):
                                                           first_line(err))) from None
 
 
+def finite_number(value):
+    """A real, finite int or float (not a bool): what a number read from JSON must be."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and \
+        math.isfinite(value)
+
+
 def first_line(err):
     """An exception's first line of text (its type's name when it has none)."""
     text = str(err).strip()
     return text.splitlines()[0] if text else type(err).__name__
+
+
+# what reading a tar (gzip-compressed or not) raises for a damaged one
+TAR_READ_ERRORS = (tarfile.TarError, EOFError, OSError, zlib.error)
 
 
 def tar_reason(err):

@@ -11,10 +11,9 @@ import io
 import os
 import posixpath
 import tarfile
-import zlib
 from collections import namedtuple
 
-from .common import VggError, printable, tar_reason
+from .common import TAR_READ_ERRORS, VggError, printable, tar_reason
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
 
@@ -145,7 +144,7 @@ def _tar_members(tar, where, refused, size):
             member = next(members)
         except StopIteration:
             return
-        except (tarfile.TarError, EOFError, OSError) as err:
+        except TAR_READ_ERRORS as err:
             refused.append(Refused(where, "tar is damaged after %d members (%s); the rest "
                                    "is unreadable" % (len(tar.members), tar_reason(err))))
             return
@@ -221,7 +220,7 @@ def _devkit_file(devkit, suffix):
                     if member.isfile() and member.name.endswith(suffix) \
                             and not unsafe_member_reason(member.name):
                         return tar.extractfile(member).read()
-        except (tarfile.TarError, EOFError, OSError, zlib.error) as err:
+        except TAR_READ_ERRORS as err:
             raise VggError("devkit %s is damaged or not a tar: %s" % (devkit, tar_reason(err))) \
                 from None
     else:

@@ -577,18 +577,21 @@ def mini_ilsvrc(tmp_path_factory):
     return root, layout
 
 
-def _xml_in_tgz(data, mutate):
-    """The bbox archive with its first XML file's text replaced by ``mutate(text)``."""
+def _tgz_rewritten(data, change):
+    """The .tar.gz ``data`` with each file's bytes replaced by ``change(index, name,
+    body)`` (folders kept as they are)."""
     import io
     import tarfile
     out = io.BytesIO()
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as source, \
             tarfile.open(fileobj=out, mode="w:gz") as tar:
         for index, info in enumerate(source.getmembers()):
-            text = source.extractfile(info).read()
-            text = mutate(text) if index == 0 else text
-            info.size = len(text)
-            tar.addfile(info, io.BytesIO(text))
+            if not info.isfile():
+                tar.addfile(info)
+                continue
+            body = change(index, info.name, source.extractfile(info).read())
+            info.size = len(body)
+            tar.addfile(info, io.BytesIO(body))
     return out.getvalue()
 
 
@@ -601,18 +604,8 @@ def _cut_stream(data):
 def _odd_ground_truth(data):
     """The devkit with a val ground-truth line that is not a number (a random fuzzing
     failure: int() raised ValueError)."""
-    import io
-    import tarfile
-    out = io.BytesIO()
-    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as source, \
-            tarfile.open(fileobj=out, mode="w:gz") as tar:
-        for info in source.getmembers():
-            body = source.extractfile(info).read() if info.isfile() else None
-            if info.name.endswith("ground_truth.txt"):
-                body = b"3i\x00\n" + body
-                info.size = len(body)
-            tar.addfile(info, io.BytesIO(body) if body is not None else None)
-    return out.getvalue()
+    return _tgz_rewritten(data, lambda _, name, body: b"3i\x00\n" + body
+                          if name.endswith("ground_truth.txt") else body)
 
 
 @FUZZ
@@ -630,9 +623,10 @@ def test_fuzz_ilsvrc_tars_devkit_and_box_xml_pack_imagenet(mini_ilsvrc, tmp_path
         path.write_bytes(damage[1](path.read_bytes()))
     elif target == "xml":
         path = work / "bbox_val.tgz"
-        first = _xml_in_tgz(path.read_bytes(), lambda text: text)
-        with_text = data.draw(mutations(_first_member(first)))
-        path.write_bytes(_xml_in_tgz(first, lambda _: with_text))
+        original = path.read_bytes()
+        text = data.draw(mutations(_first_member(original)))
+        path.write_bytes(_tgz_rewritten(original, lambda index, _, body: text if index == 0
+                                        else body))
     else:
         path = work / layout[target]
         path.write_bytes(data.draw(mutations(path.read_bytes())))

@@ -5,12 +5,12 @@ demo's test split with the demo's nets (``make demo`` runs first where it has no
 import os
 import shlex
 import subprocess
+import sys
 import tempfile
 import time
 
 from .common import ROUNDS, _row
 from ..core.plots import read_jsonl
-from ..core.processes import vgg_argv
 
 DEMO = os.path.join("demo", "out")
 
@@ -19,7 +19,7 @@ def _demo_dense_job():
     """The options of the demo's single-scale dense localisation job, from its journal."""
     journal = os.path.join(DEMO, "jobs.jsonl")
     if not os.path.isfile(journal):
-        subprocess.run([vgg_argv([])[0], "-m", "vggcli.demo"], check=True,
+        subprocess.run([sys.executable, "-m", "vggcli.demo"], check=True,
                        stdout=subprocess.DEVNULL)
     for line in read_jsonl(journal):
         argv = shlex.split(line["command"])[1:]

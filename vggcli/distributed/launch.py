@@ -158,25 +158,25 @@ class Job:
 
     def stop(self, grace=5.0):
         """SIGTERM every process group of the job, SIGKILL what is left after ``grace``."""
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                try:
-                    os.killpg(proc.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
+        self._signal_groups(signal.SIGTERM)
         deadline = time.time() + grace
         for proc in self.procs.values():
             try:
                 proc.wait(max(0.0, deadline - time.time()))
             except subprocess.TimeoutExpired:
                 pass
+        self._signal_groups(signal.SIGKILL)
+        for proc in self.procs.values():
+            proc.wait()
+
+    def _signal_groups(self, sig):
+        """``sig`` to the process group of each of the job's processes still running."""
         for proc in self.procs.values():
             if proc.poll() is None:
                 try:
-                    os.killpg(proc.pid, signal.SIGKILL)
+                    os.killpg(proc.pid, sig)
                 except ProcessLookupError:
                     pass
-                proc.wait()
 
     def _start_all(self, streams):
         """Every process, a thread streaming each one's output (into ``streams``), and

@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 
-from data_tools.common import printable
+from data_tools.common import finite_number, printable
 
 from ..core.errors import VggError
 from ..core.ndfile import load_npy
@@ -69,17 +69,13 @@ def load_candidates(folder):
 
 def _checked_truths(data, folder):
     """truths.json's (per image [(class, box)], [(height, width)]), every value checked."""
-    import math
-
-    def number(v):
-        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
     try:
         truths = [[(int(c), tuple(float(v) for v in b)) for c, b in row]
                   for row in data["truths"]]
         sizes = [tuple(size) for size in data["sizes"]]
         good = all(isinstance(c, int) and not isinstance(c, bool) and len(b) == 4 and
-                   all(number(v) for v in b) for row in data["truths"] for c, b in row) and \
-            all(len(size) == 2 and all(number(v) and v > 0 for v in size) for size in sizes)
+                   all(finite_number(v) for v in b) for row in data["truths"] for c, b in row) and \
+            all(len(size) == 2 and all(finite_number(v) and v > 0 for v in size) for size in sizes)
     except (TypeError, ValueError, OverflowError):
         good = False
     if not good:

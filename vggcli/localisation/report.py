@@ -4,7 +4,6 @@ for dense outputs, the candidates."""
 import json
 import os
 
-from ..core.errors import VggError  # noqa: F401
 from .candidates import save_candidates
 from .geometry import baseline_boxes
 from .scoring import MAX_GUESSES, localisation_errors, submission_line, whole_pixels

@@ -52,16 +52,13 @@ def _ordered_layers(arrays, where):
 def _check_shapes(net, convs, fcs, where):
     """Ordered conv/fc tensors against ``net``'s layers, before any weight of ``net``
     is allocated; a mismatch names what differs."""
-    ours_conv = [row for row in net.layers if row.kind == "conv"]
-    if len(convs) != len(ours_conv) or len(fcs) != 3:
+    layers = _layer_params(net)
+    if len(convs) != len(layers) - 3 or len(fcs) != 3:
         raise VggError("%s has %d conv and %d fc layers; net %s has %d and 3 (is it another "
                        "configuration?)" % (where, len(convs), len(fcs), net.config,
-                                            len(ours_conv)))
-    params = net._collect_params_with_prefix()
-    names = ["features.%s" % row.name for row in ours_conv] + ["fc6", "fc7", "fc8"]
-    for name, (weight, bias) in zip(names, convs + fcs):
-        for kind, value in (("weight", weight), ("bias", bias)):
-            param = params["%s.%s" % (name, kind)]
+                                            len(layers) - 3))
+    for ((name, *ours), theirs) in zip(layers, convs + fcs):
+        for kind, param, value in zip(("weight", "bias"), ours, theirs):
             if tuple(value.shape) != tuple(param.shape):
                 raise VggError("%s: %s.%s is %s there, net %s needs %s" % (
                     where, name, kind, tuple(value.shape), net.config, tuple(param.shape)))
@@ -71,12 +68,18 @@ def _assign(net, convs, fcs):
     """Put ordered conv/fc tensors (checked by _check_shapes) into ``net``."""
     import mxnet as mx
 
+    for ((_, *ours), theirs) in zip(_layer_params(net), convs + fcs):
+        for param, value in zip(ours, theirs):
+            param.set_data(mx.nd.array(value))
+
+
+def _layer_params(net):
+    """[(layer name, weight Parameter, bias Parameter)] of ``net``'s conv layers, then
+    fc6, fc7, fc8: the order readers return a source's tensors in."""
     params = net._collect_params_with_prefix()
     names = ["features.%s" % row.name for row in net.layers if row.kind == "conv"] + \
         ["fc6", "fc7", "fc8"]
-    for name, (weight, bias) in zip(names, convs + fcs):
-        params[name + ".weight"].set_data(mx.nd.array(weight))
-        params[name + ".bias"].set_data(mx.nd.array(bias))
+    return [(name, params[name + ".weight"], params[name + ".bias"]) for name in names]
 
 
 def _classes_of(fcs, where):

@@ -16,7 +16,7 @@ import json
 import os
 import shutil
 
-from data_tools.common import naming, read_json
+from data_tools.common import finite_number, naming, read_json
 
 from ..core.errors import VggError
 
@@ -146,26 +146,21 @@ def _checked_state(path):
     return state
 
 
-def _finite(value):
-    import math
-    return isinstance(value, NUMBER) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def _wrong_optional(state, schedule):
     """The fields a resume reads where present: the epoch's running sums (``meter``),
     the log's length, the best error so far; their names where of the wrong kind."""
     wrong = []
     meter = state.get("meter")
     if meter is not None and not (isinstance(meter, dict) and all(
-            _finite(meter.get(k)) for k in ("loss", "top1", "top5")) and
+            finite_number(meter.get(k)) for k in ("loss", "top1", "top5")) and
             isinstance(meter.get("images"), int) and meter["images"] >= 0):
         wrong.append("meter")
     if not isinstance(state.get("log_bytes", 0), int) or state.get("log_bytes", 0) < 0:
         wrong.append("log_bytes")
-    if state.get("best_val_top1_err") is not None and not _finite(state["best_val_top1_err"]):
+    if state.get("best_val_top1_err") is not None and not finite_number(state["best_val_top1_err"]):
         wrong.append("best_val_top1_err")
     if isinstance(schedule, dict) and ("best" not in schedule or (
-            schedule["best"] is not None and not _finite(schedule["best"]))):
+            schedule["best"] is not None and not finite_number(schedule["best"]))):
         wrong.append("schedule.best")
     return wrong
 
